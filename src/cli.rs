@@ -1,0 +1,446 @@
+//! The command line: clap types for every command, and the small parsers for
+//! the values the contract accepts (sizes, durations, port ranges, levels).
+//!
+//! Parsing is pure and unit-tested here, so `main` only dispatches. A value
+//! that does not parse is a usage error (exit 2, clap's convention) whose
+//! message says what was expected. Read `main.rs` next for how each command
+//! runs, or `reactor/mod.rs` for what `serve` does with these options.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `echochat`: an event-driven echo and chat server on one thread, with its
+/// clients and a load generator.
+#[derive(Debug, Parser)]
+#[command(name = "echochat", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: echo and chat services in one single-threaded reactor.
+    Serve(ServeArgs),
+    /// Interactive echo client: sends stdin lines, prints what comes back.
+    Echo(ClientArgs),
+    /// Interactive chat client: stdin lines go out, room lines are printed.
+    Chat(ClientArgs),
+    /// Load generator against a running server.
+    #[command(subcommand)]
+    Load(LoadCommand),
+}
+
+/// Options of `echochat serve` (see DESIGN.md, "echochat serve").
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address both services bind; 0.0.0.0 or :: lets other machines in.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Echo ports: a port (7000), a range (7000-7099), or 0 (the OS picks).
+    #[arg(long, default_value = "7000-7099", value_name = "RANGE")]
+    pub echo_ports: PortRange,
+    /// Chat ports: same forms as --echo-ports.
+    #[arg(long, default_value = "7100-7199", value_name = "RANGE")]
+    pub chat_ports: PortRange,
+    /// Run without the echo service.
+    #[arg(long)]
+    pub no_echo: bool,
+    /// Run without the chat service.
+    #[arg(long)]
+    pub no_chat: bool,
+    /// Directory of the log file; created if missing.
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub log_dir: PathBuf,
+    /// Name of the active log file; rotated copies are NAME.1 (newest) .. NAME.K.
+    #[arg(long, default_value = "echochat.log", value_name = "NAME")]
+    pub log_file: String,
+    /// Rotate when the active file would pass this size (512KiB, 1MiB, 1000).
+    #[arg(long, default_value = "10MiB", value_name = "SIZE")]
+    pub log_max_size: Size,
+    /// Rotated files kept; older ones are deleted.
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub log_keep: u32,
+    /// Also rotate by age (1h, 30m, 1day).
+    #[arg(long, value_name = "DURATION")]
+    pub log_rotate_every: Option<HumanDuration>,
+    /// File level: debug logs every event including recv/send; info leaves those out.
+    #[arg(long, default_value = "debug", value_name = "LEVEL")]
+    pub log_level: Level,
+    /// Console (stdout) level.
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    pub console_level: Level,
+    /// Quiet: the same as --console-level warn.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Console lines also say, in one plain sentence, what happened at the socket level.
+    #[arg(long)]
+    pub explain: bool,
+    /// Connections of all services together; more are refused with a message.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_clients: usize,
+    /// Close a connection with no traffic for this long; 0 = never.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub idle_timeout: HumanDuration,
+    /// Bytes read per recv call.
+    #[arg(long, default_value = "1KiB", value_name = "SIZE")]
+    pub read_chunk: Size,
+    /// Longest chat line (terminator not counted).
+    #[arg(long, default_value = "4KiB", value_name = "SIZE")]
+    pub max_line: Size,
+    /// Unsent bytes a connection may hold before the server acts.
+    #[arg(long, default_value = "1MiB", value_name = "SIZE")]
+    pub max_backlog: Size,
+    /// How long a graceful stop waits for pending output.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub shutdown_grace: HumanDuration,
+    /// Chat's memory of names by client IP [default: names.tsv in the log dir].
+    #[arg(long, value_name = "PATH")]
+    pub names_file: Option<PathBuf>,
+    /// A line that is exactly this word ends an echo connection; '' turns it off.
+    #[arg(long, default_value = "exit", value_name = "WORD")]
+    pub exit_word: String,
+    /// The listen() queue length.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub listen_backlog: u32,
+}
+
+impl ServeArgs {
+    /// The console level after `-q` is applied.
+    pub fn effective_console_level(&self) -> Level {
+        if self.quiet {
+            Level::Warn
+        } else {
+            self.console_level
+        }
+    }
+
+    /// Where chat remembers names: `--names-file`, or `names.tsv` in the log dir.
+    pub fn names_path(&self) -> PathBuf {
+        self.names_file
+            .clone()
+            .unwrap_or_else(|| self.log_dir.join("names.tsv"))
+    }
+}
+
+/// Options of the interactive clients `echochat echo` and `echochat chat`.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Server address [default: 127.0.0.1; asked on a terminal].
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Server port [default: the service's first default port; asked on a terminal].
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoadCommand {
+    /// Closed-loop ping-pong against the echo service, verifying every byte.
+    Echo(LoadEchoArgs),
+    /// Chat users at a fixed message rate, measuring delivery latency.
+    Chat(LoadChatArgs),
+}
+
+/// Options every load scenario shares.
+#[derive(Debug, Clone, Args)]
+pub struct LoadCommon {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Server port [default: 7000 for echo, 7100 for chat].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub clients: usize,
+    /// How long to drive the load after the connections are up.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub duration: HumanDuration,
+    /// Event-loop threads driving the connections.
+    #[arg(long, default_value_t = 1, value_name = "T")]
+    pub threads: usize,
+    /// Connects in flight at once during the ramp.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub connect_burst: usize,
+    /// Print one JSON object instead of the human summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadEchoArgs {
+    #[command(flatten)]
+    pub common: LoadCommon,
+    /// Bytes per message.
+    #[arg(long, default_value = "1KiB", value_name = "SIZE")]
+    pub size: Size,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadChatArgs {
+    #[command(flatten)]
+    pub common: LoadCommon,
+    /// Messages per second sent by each user.
+    #[arg(long, default_value_t = 1.0, value_name = "MSGS_PER_SEC")]
+    pub rate: f64,
+}
+
+/// A log level name as the contract spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Level {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl Level {
+    pub fn to_filter(self) -> log::LevelFilter {
+        match self {
+            Level::Off => log::LevelFilter::Off,
+            Level::Error => log::LevelFilter::Error,
+            Level::Warn => log::LevelFilter::Warn,
+            Level::Info => log::LevelFilter::Info,
+            Level::Debug => log::LevelFilter::Debug,
+            Level::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// An error from one of the value parsers; clap prints it as a usage error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// A byte count: `1000`, `512KiB`, `1MiB`, `2GiB`, `10KB` (powers of ten).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl Size {
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+    /// The size as a `usize`, saturating (only matters on 32-bit machines).
+    pub fn as_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl FromStr for Size {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (digits, unit) = t.split_at(split);
+        let bad = || {
+            ParseError(format!(
+                "invalid size '{s}': use a number of bytes with an optional unit B, KiB, MiB, GiB, KB, MB or GB (e.g. 512KiB)"
+            ))
+        };
+        if digits.is_empty() {
+            return Err(bad());
+        }
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" | "b" => 1,
+            "KiB" | "K" | "k" | "kib" => 1 << 10,
+            "MiB" | "M" | "m" | "mib" => 1 << 20,
+            "GiB" | "G" | "g" | "gib" => 1 << 30,
+            "KB" | "kB" | "kb" => 1_000,
+            "MB" | "mb" => 1_000_000,
+            "GB" | "gb" => 1_000_000_000,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult)
+            .map(Size)
+            .ok_or_else(|| ParseError(format!("invalid size '{s}': too large")))
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}B", self.0)
+    }
+}
+
+/// A duration parsed by `humantime` (`5s`, `10m`, `1day`); a bare `0` is zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    /// `None` for zero, which the contract uses to mean "never".
+    pub fn non_zero(self) -> Option<Duration> {
+        (!self.0.is_zero()).then_some(self.0)
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        if s.trim() == "0" {
+            return Ok(HumanDuration(Duration::ZERO));
+        }
+        humantime::parse_duration(s.trim())
+            .map(HumanDuration)
+            .map_err(|e| {
+                ParseError(format!(
+                    "invalid duration '{s}': {e}; use e.g. 500ms, 5s, 10m, 1h or 1day"
+                ))
+            })
+    }
+}
+
+/// A port range: `7000`, `7000-7099`, or `0` (the OS picks a free port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    /// The ports in the order they are tried.
+    pub fn ports(self) -> impl Iterator<Item = u16> {
+        self.first..=self.last
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let bad = |why: &str| {
+            ParseError(format!(
+                "invalid port range '{s}': {why}; use a port (7000), a range (7000-7099) or 0"
+            ))
+        };
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| bad("not a port number"))
+        };
+        match s.split_once('-') {
+            None => {
+                let p = port(s)?;
+                Ok(PortRange { first: p, last: p })
+            }
+            Some((a, b)) => {
+                let (first, last) = (port(a)?, port(b)?);
+                if first == 0 || last == 0 {
+                    return Err(bad("0 stands alone, not in a range"));
+                }
+                if first > last {
+                    return Err(bad("the first port is above the last"));
+                }
+                Ok(PortRange { first, last })
+            }
+        }
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!("1000".parse::<Size>(), Ok(Size(1000)));
+        assert_eq!("512KiB".parse::<Size>(), Ok(Size(512 * 1024)));
+        assert_eq!("1MiB".parse::<Size>(), Ok(Size(1 << 20)));
+        assert_eq!("2GiB".parse::<Size>(), Ok(Size(2 << 30)));
+        assert_eq!("10KB".parse::<Size>(), Ok(Size(10_000)));
+        assert_eq!("3MB".parse::<Size>(), Ok(Size(3_000_000)));
+        assert_eq!("7B".parse::<Size>(), Ok(Size(7)));
+        for bad in [
+            "",
+            "KiB",
+            "1.5MiB",
+            "-1",
+            "10 parsecs",
+            "99999999999999999999",
+        ] {
+            let err = bad.parse::<Size>().unwrap_err().to_string();
+            assert!(err.contains("invalid size"), "{bad}: {err}");
+        }
+        assert!("18446744073709551615GiB".parse::<Size>().is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            "5s".parse::<HumanDuration>(),
+            Ok(HumanDuration(Duration::from_secs(5)))
+        );
+        assert_eq!(
+            "10m".parse::<HumanDuration>(),
+            Ok(HumanDuration(Duration::from_secs(600)))
+        );
+        assert_eq!(
+            "1day".parse::<HumanDuration>(),
+            Ok(HumanDuration(Duration::from_secs(86_400)))
+        );
+        assert_eq!("0".parse::<HumanDuration>().unwrap().non_zero(), None);
+        let err = "soon".parse::<HumanDuration>().unwrap_err().to_string();
+        assert!(err.contains("invalid duration 'soon'"), "{err}");
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(
+            "7000".parse::<PortRange>(),
+            Ok(PortRange {
+                first: 7000,
+                last: 7000
+            })
+        );
+        assert_eq!(
+            "7000-7099".parse::<PortRange>(),
+            Ok(PortRange {
+                first: 7000,
+                last: 7099
+            })
+        );
+        assert_eq!(
+            "0".parse::<PortRange>(),
+            Ok(PortRange { first: 0, last: 0 })
+        );
+        assert_eq!("7000-7002".parse::<PortRange>().unwrap().ports().count(), 3);
+        assert_eq!(
+            "7000-7099".parse::<PortRange>().unwrap().to_string(),
+            "7000-7099"
+        );
+        for bad in ["", "x", "70000", "7099-7000", "0-10", "1-2-3"] {
+            let err = bad.parse::<PortRange>().unwrap_err().to_string();
+            assert!(err.contains("invalid port range"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

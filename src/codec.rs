@@ -1,0 +1,1 @@
+//! LineDecoder: turns a byte stream into lines (stub; see issue #3).

@@ -1,0 +1,476 @@
+//! Lifecycle events: every event of the contract is one variant of [`Event`],
+//! defined once here with its name, level, logfmt fields and `--explain`
+//! sentence.
+//!
+//! The reactor (and a service, through its effects) builds an `Event` and
+//! hands it to [`record`]; nothing else writes lifecycle lines. So the format
+//! and level of an event cannot drift between call sites, and tests can
+//! compare events by value. `logging/` decides where the line goes (the
+//! rotating file, the console) and stamps it with the time and level.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::logging::logfmt::Value;
+
+/// The `log` target of lifecycle lines. The file and console dispatchers
+/// accept it; `--explain` sentences use [`EXPLAIN_TARGET`] instead, which
+/// only the console shows.
+pub const EVENT_TARGET: &str = "echochat::event";
+/// The `log` target of the plain-language sentence after an event.
+pub const EXPLAIN_TARGET: &str = "echochat::explain";
+
+/// Why a connection ended; the `reason` key of `disconnect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// The peer sent FIN (a 0-byte read) and everything owed was sent.
+    Eof,
+    /// The peer reset the connection (RST, `ECONNRESET`/`EPIPE`).
+    Reset,
+    /// The client asked: the exit word, `exit` or `/quit`.
+    Exit,
+    /// No traffic for `--idle-timeout`.
+    Idle,
+    /// The client did not read and its unsent output passed `--max-backlog`.
+    Backlog,
+    /// Refused: the server already holds `--max-clients` connections.
+    Full,
+    /// The server is stopping.
+    Shutdown,
+    /// Any other socket error.
+    Error,
+}
+
+impl DisconnectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::Eof => "eof",
+            DisconnectReason::Reset => "reset",
+            DisconnectReason::Exit => "exit",
+            DisconnectReason::Idle => "idle",
+            DisconnectReason::Backlog => "backlog",
+            DisconnectReason::Full => "full",
+            DisconnectReason::Shutdown => "shutdown",
+            DisconnectReason::Error => "error",
+        }
+    }
+
+    /// Whether output still queued is worth waiting for before closing.
+    /// A client that asked to leave, or sent FIN, still gets every byte it
+    /// is owed; one dropped for not reading (or reset) does not.
+    pub fn flushes_output(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::Eof
+                | DisconnectReason::Exit
+                | DisconnectReason::Full
+                | DisconnectReason::Shutdown
+        )
+    }
+
+    fn explain(self) -> &'static str {
+        match self {
+            DisconnectReason::Eof => {
+                "recv() returned 0 bytes: the peer sent FIN (closed its side), so after sending what it was owed the server closed its socket too"
+            }
+            DisconnectReason::Reset => {
+                "the peer reset the connection (TCP RST): it vanished without a goodbye, so the server dropped its socket"
+            }
+            DisconnectReason::Exit => {
+                "the client asked to leave, so the server closed the socket after sending what it was owed"
+            }
+            DisconnectReason::Idle => {
+                "no bytes moved in either direction for the idle timeout, so the server closed the socket to free its descriptor"
+            }
+            DisconnectReason::Backlog => {
+                "the client stopped reading and its unsent data passed the backlog limit, so the server dropped it instead of buffering without end"
+            }
+            DisconnectReason::Full => {
+                "the server already holds --max-clients connections, so this one was told so and closed"
+            }
+            DisconnectReason::Shutdown => "the server is stopping, so it closed this connection",
+            DisconnectReason::Error => "the socket reported an error, so the server closed it",
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the server stopped; the `reason` key of `stop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Signal,
+    Console,
+    Error,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Signal => "signal",
+            StopReason::Console => "console",
+            StopReason::Error => "error",
+        }
+    }
+}
+
+/// One lifecycle event with its typed fields.
+///
+/// `service` is the service's name (`echo`, `chat`); `conn` is unique for
+/// the life of the process; `slot` is the slab key, which is reused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Start {
+        version: &'static str,
+        pid: u32,
+    },
+    Listen {
+        service: &'static str,
+        addr: SocketAddr,
+    },
+    BindRetry {
+        service: &'static str,
+        addr: SocketAddr,
+        error: String,
+    },
+    Accept {
+        service: &'static str,
+        conn: u64,
+        slot: usize,
+        peer: SocketAddr,
+    },
+    Recv {
+        service: &'static str,
+        conn: u64,
+        bytes: usize,
+    },
+    Send {
+        service: &'static str,
+        conn: u64,
+        bytes: usize,
+    },
+    Disconnect {
+        service: &'static str,
+        conn: u64,
+        peer: SocketAddr,
+        reason: DisconnectReason,
+        bytes_in: u64,
+        bytes_out: u64,
+        duration: Duration,
+    },
+    Stop {
+        reason: StopReason,
+        uptime: Duration,
+    },
+    Rotate {
+        file: String,
+    },
+    AcceptError {
+        service: &'static str,
+        error: String,
+    },
+    /// Accepting works again after an `accept-error` episode.
+    AcceptResume {
+        service: &'static str,
+    },
+    /// `--max-clients` was lowered to fit the descriptor limit.
+    Limit {
+        max_clients: usize,
+        nofile: u64,
+    },
+    /// Chat: a user chose a name (or was welcomed back) and joined the room.
+    Join {
+        conn: u64,
+        name: String,
+    },
+    /// Chat: `/nick`.
+    Nick {
+        conn: u64,
+        old: String,
+        new: String,
+    },
+    /// Chat: a user left the room.
+    Leave {
+        conn: u64,
+        name: String,
+    },
+    /// A line typed on the server's console (sent to chat as `[server] ...`).
+    Console {
+        text: String,
+    },
+    /// Something went wrong that the server survives (names file, stdin...).
+    Warning {
+        what: &'static str,
+        error: String,
+    },
+}
+
+impl Event {
+    /// The event's name, the first word after the level.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Start { .. } => "start",
+            Event::Listen { .. } => "listen",
+            Event::BindRetry { .. } => "bind-retry",
+            Event::Accept { .. } => "accept",
+            Event::Recv { .. } => "recv",
+            Event::Send { .. } => "send",
+            Event::Disconnect { .. } => "disconnect",
+            Event::Stop { .. } => "stop",
+            Event::Rotate { .. } => "rotate",
+            Event::AcceptError { .. } => "accept-error",
+            Event::AcceptResume { .. } => "accept-resume",
+            Event::Limit { .. } => "limit",
+            Event::Join { .. } => "join",
+            Event::Nick { .. } => "nick",
+            Event::Leave { .. } => "leave",
+            Event::Console { .. } => "console",
+            Event::Warning { .. } => "warning",
+        }
+    }
+
+    pub fn level(&self) -> log::Level {
+        match self {
+            Event::Recv { .. } | Event::Send { .. } => log::Level::Debug,
+            Event::BindRetry { .. }
+            | Event::AcceptError { .. }
+            | Event::Limit { .. }
+            | Event::Warning { .. } => log::Level::Warn,
+            _ => log::Level::Info,
+        }
+    }
+
+    /// `name key=value ...`: the line without its timestamp and level.
+    pub fn logfmt(&self) -> Logfmt<'_> {
+        Logfmt(self)
+    }
+
+    /// One plain sentence about what happened at the socket level, for
+    /// `--explain` (a class watching the console).
+    pub fn explain(&self) -> Option<String> {
+        Some(match self {
+            Event::Start { .. } => {
+                "the process started; no socket is open yet".to_string()
+            }
+            Event::Listen { service, addr } => format!(
+                "socket(), bind() and listen() succeeded: the kernel now completes TCP handshakes on {addr} and queues them for the {service} service to accept()"
+            ),
+            Event::BindRetry { addr, .. } => format!(
+                "bind() to {addr} failed because another socket already owns that port (or it is not allowed), so the next port of the range is tried"
+            ),
+            Event::Accept { peer, slot, .. } => format!(
+                "accept() took a finished handshake from the listen queue and returned a new socket for {peer}; its state lives in slab slot {slot}"
+            ),
+            Event::Recv { bytes, .. } => format!(
+                "recv() copied {bytes} bytes that were waiting in the socket's receive buffer; it never waits, so one slow client cannot stall the others"
+            ),
+            Event::Send { bytes, .. } => format!(
+                "send() copied {bytes} bytes into the kernel's send buffer; TCP delivers them from there while the server moves on"
+            ),
+            Event::Disconnect { reason, .. } => reason.explain().to_string(),
+            Event::Stop { .. } => {
+                "the server closed its listening sockets and connections and is exiting".to_string()
+            }
+            Event::Rotate { file } => format!(
+                "the log file reached its limit: its lines moved to {file} and a fresh file began under the same name"
+            ),
+            Event::AcceptError { .. } => {
+                "accept() failed, usually because the process ran out of file descriptors; the server stops accepting until one frees up instead of spinning".to_string()
+            }
+            Event::AcceptResume { .. } => {
+                "a descriptor is free again, so the server accepts new connections again".to_string()
+            }
+            Event::Limit { .. } => {
+                "every connection needs a file descriptor, and the process may not open more than its limit".to_string()
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Displays an event as `name key=value ...`, escaping every value that
+/// could carry spaces, quotes or control bytes (see `logging/logfmt.rs`).
+pub struct Logfmt<'a>(&'a Event);
+
+impl fmt::Display for Logfmt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())?;
+        match self.0 {
+            Event::Start { version, pid } => write!(f, " version={version} pid={pid}"),
+            Event::Listen { service, addr } => write!(f, " service={service} addr={addr}"),
+            Event::BindRetry {
+                service,
+                addr,
+                error,
+            } => write!(f, " service={service} addr={addr} error={}", Value(error)),
+            Event::Accept {
+                service,
+                conn,
+                slot,
+                peer,
+            } => write!(f, " service={service} conn={conn} slot={slot} peer={peer}"),
+            Event::Recv {
+                service,
+                conn,
+                bytes,
+            }
+            | Event::Send {
+                service,
+                conn,
+                bytes,
+            } => write!(f, " service={service} conn={conn} bytes={bytes}"),
+            Event::Disconnect {
+                service,
+                conn,
+                peer,
+                reason,
+                bytes_in,
+                bytes_out,
+                duration,
+            } => write!(
+                f,
+                " service={service} conn={conn} peer={peer} reason={reason} bytes_in={bytes_in} bytes_out={bytes_out} duration={}",
+                Seconds(*duration)
+            ),
+            Event::Stop { reason, uptime } => {
+                write!(f, " reason={} uptime={}", reason.as_str(), Seconds(*uptime))
+            }
+            Event::Rotate { file } => write!(f, " file={}", Value(file)),
+            Event::AcceptError { service, error } => {
+                write!(f, " service={service} error={}", Value(error))
+            }
+            Event::AcceptResume { service } => write!(f, " service={service}"),
+            Event::Limit {
+                max_clients,
+                nofile,
+            } => {
+                write!(f, " max_clients={max_clients} nofile={nofile}")
+            }
+            Event::Join { conn, name } | Event::Leave { conn, name } => {
+                write!(f, " service=chat conn={conn} name={}", Value(name))
+            }
+            Event::Nick { conn, old, new } => write!(
+                f,
+                " service=chat conn={conn} old={} new={}",
+                Value(old),
+                Value(new)
+            ),
+            Event::Console { text } => write!(f, " text={}", Value(text)),
+            Event::Warning { what, error } => {
+                write!(f, " what={what} error={}", Value(error))
+            }
+        }
+    }
+}
+
+/// A duration as seconds with milliseconds (`12.345s`): one token, no
+/// spaces, easy to sort and sum.
+struct Seconds(Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}s", self.0.as_secs(), self.0.subsec_millis())
+    }
+}
+
+/// Writes one lifecycle event: to the log file and the console, each at its
+/// own level, and with `--explain` a plain sentence after it on the console.
+/// This is the only place lifecycle lines are produced.
+pub fn record(event: &Event) {
+    let level = event.level();
+    if log::log_enabled!(target: EVENT_TARGET, level) {
+        log::log!(target: EVENT_TARGET, level, "{}", event.logfmt());
+    }
+    if log::log_enabled!(target: EXPLAIN_TARGET, level) {
+        if let Some(sentence) = event.explain() {
+            log::log!(target: EXPLAIN_TARGET, level, "{sentence}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(e: &Event) -> String {
+        e.logfmt().to_string()
+    }
+
+    #[test]
+    fn contract_examples() {
+        let peer: SocketAddr = "127.0.0.1:51234".parse().unwrap();
+        assert_eq!(
+            line(&Event::Accept {
+                service: "echo",
+                conn: 17,
+                slot: 3,
+                peer
+            }),
+            "accept service=echo conn=17 slot=3 peer=127.0.0.1:51234"
+        );
+        assert_eq!(
+            line(&Event::Recv {
+                service: "echo",
+                conn: 17,
+                bytes: 1024
+            }),
+            "recv service=echo conn=17 bytes=1024"
+        );
+        assert_eq!(
+            line(&Event::Disconnect {
+                service: "echo",
+                conn: 17,
+                peer,
+                reason: DisconnectReason::Eof,
+                bytes_in: 5,
+                bytes_out: 5,
+                duration: Duration::from_millis(1_234),
+            }),
+            "disconnect service=echo conn=17 peer=127.0.0.1:51234 reason=eof bytes_in=5 bytes_out=5 duration=1.234s"
+        );
+        assert_eq!(
+            line(&Event::Stop {
+                reason: StopReason::Signal,
+                uptime: Duration::from_millis(61_005)
+            }),
+            "stop reason=signal uptime=61.005s"
+        );
+    }
+
+    #[test]
+    fn levels_follow_the_contract() {
+        let recv = Event::Recv {
+            service: "echo",
+            conn: 1,
+            bytes: 1,
+        };
+        assert_eq!(recv.level(), log::Level::Debug);
+        let retry = Event::BindRetry {
+            service: "echo",
+            addr: "127.0.0.1:1".parse().unwrap(),
+            error: "x".into(),
+        };
+        assert_eq!(retry.level(), log::Level::Warn);
+        assert_eq!(Event::Rotate { file: "a".into() }.level(), log::Level::Info);
+    }
+
+    #[test]
+    fn hostile_names_cannot_forge_keys_or_lines() {
+        let e = Event::Nick {
+            conn: 3,
+            old: "a".into(),
+            new: "x reason=exit\n2026 INFO stop".into(),
+        };
+        let l = line(&e);
+        assert!(!l.contains('\n'));
+        assert_eq!(
+            l,
+            "nick service=chat conn=3 old=a new=\"x reason=exit\\n2026 INFO stop\""
+        );
+    }
+}

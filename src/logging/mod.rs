@@ -1,0 +1,2 @@
+//! Logging (stub, being written).
+pub mod logfmt;

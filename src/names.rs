@@ -1,0 +1,1 @@
+//! The names file: chat's memory of names by client IP (stub; see issue #3).

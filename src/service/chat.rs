@@ -1,0 +1,1 @@
+//! The chat service (stub; see issue #3).

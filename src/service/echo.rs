@@ -1,0 +1,1 @@
+//! The echo service (being written).

@@ -1,0 +1,195 @@
+//! Services: the protocols, kept apart from the sockets.
+//!
+//! A service never touches a socket. The reactor tells it what happened — a
+//! connection opened, bytes arrived, the peer sent FIN, the unsent output
+//! crossed the backlog limit, the connection closed, a console line, a stop —
+//! and the service answers by pushing [`Effect`]s into an [`Effects`] buffer:
+//! send these bytes to that connection, close that one for this reason, stop
+//! or resume reading it, record this event. The reactor applies them.
+//!
+//! So the protocol rules are plain functions of their input, unit-tested
+//! with byte slices and no network (see the tests in `echo.rs` and
+//! `chat.rs`), and a new service plugs into the reactor by implementing
+//! [`Service`] — the loop does not change.
+//!
+//! Read `echo.rs` next for the smallest service.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::event::{DisconnectReason, Event};
+
+pub mod chat;
+pub mod echo;
+
+/// Names one connection: `slot` is the slab key (reused after a close) and
+/// `id` is the log's `conn` (never reused). The reactor checks both before
+/// applying an effect, so a late effect for a closed connection can never
+/// reach the next connection that gets the same slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnKey {
+    pub slot: usize,
+    pub id: u64,
+}
+
+/// What a service asks the reactor to do, as read back from [`Effects`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect<'a> {
+    /// Queue these bytes for the connection (copied by the reactor).
+    Send { to: ConnKey, bytes: &'a [u8] },
+    /// Queue a buffer shared by many receivers (a chat broadcast line is
+    /// formatted once; every receiver holds a reference, not a copy).
+    SendShared { to: ConnKey, bytes: Rc<[u8]> },
+    /// Close the connection. If `reason.flushes_output()`, queued output is
+    /// sent first (reading stops at once).
+    Close {
+        to: ConnKey,
+        reason: DisconnectReason,
+    },
+    /// Stop reading the connection (backpressure): the kernel's receive
+    /// buffer fills and TCP flow control slows the sender down.
+    PauseReading(ConnKey),
+    /// Read the connection again.
+    ResumeReading(ConnKey),
+    /// Write a lifecycle event to the log.
+    Record(Event),
+}
+
+/// The stored form of an effect: sent bytes live in one arena that is
+/// reused between calls, so steady-state echo allocates nothing.
+#[derive(Debug)]
+enum Op {
+    Send {
+        to: ConnKey,
+        range: Range<usize>,
+    },
+    SendShared {
+        to: ConnKey,
+        bytes: Rc<[u8]>,
+    },
+    Close {
+        to: ConnKey,
+        reason: DisconnectReason,
+    },
+    PauseReading(ConnKey),
+    ResumeReading(ConnKey),
+    Record(Event),
+}
+
+/// A reusable buffer of effects. Services push into it; the reactor drains
+/// it after each call and applies the effects in order.
+#[derive(Debug, Default)]
+pub struct Effects {
+    ops: Vec<Op>,
+    arena: Vec<u8>,
+}
+
+impl Effects {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Send a copy of `bytes` to `to`. Consecutive sends to the same
+    /// connection are merged, so the reactor queues one chunk.
+    pub fn send(&mut self, to: ConnKey, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.ops.is_empty() {
+            // Everything pushed before was drained: its bytes are dead.
+            self.arena.clear();
+        }
+        let start = self.arena.len();
+        self.arena.extend_from_slice(bytes);
+        let end = self.arena.len();
+        if let Some(Op::Send { to: last_to, range }) = self.ops.last_mut() {
+            if *last_to == to && range.end == start {
+                range.end = end;
+                return;
+            }
+        }
+        self.ops.push(Op::Send {
+            to,
+            range: start..end,
+        });
+    }
+
+    /// Send a shared buffer (a broadcast line) to `to` without copying it.
+    pub fn send_shared(&mut self, to: ConnKey, bytes: &Rc<[u8]>) {
+        self.ops.push(Op::SendShared {
+            to,
+            bytes: Rc::clone(bytes),
+        });
+    }
+
+    pub fn close(&mut self, to: ConnKey, reason: DisconnectReason) {
+        self.ops.push(Op::Close { to, reason });
+    }
+
+    pub fn pause_reading(&mut self, to: ConnKey) {
+        self.ops.push(Op::PauseReading(to));
+    }
+
+    pub fn resume_reading(&mut self, to: ConnKey) {
+        self.ops.push(Op::ResumeReading(to));
+    }
+
+    pub fn record(&mut self, event: Event) {
+        self.ops.push(Op::Record(event));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Yields the effects in the order they were pushed and leaves the
+    /// buffer empty (keeping its capacity for the next call).
+    pub fn drain(&mut self) -> impl Iterator<Item = Effect<'_>> {
+        let arena = &self.arena;
+        let ops = &mut self.ops;
+        ops.drain(..).map(move |op| match op {
+            Op::Send { to, range } => Effect::Send {
+                to,
+                bytes: &arena[range],
+            },
+            Op::SendShared { to, bytes } => Effect::SendShared { to, bytes },
+            Op::Close { to, reason } => Effect::Close { to, reason },
+            Op::PauseReading(k) => Effect::PauseReading(k),
+            Op::ResumeReading(k) => Effect::ResumeReading(k),
+            Op::Record(e) => Effect::Record(e),
+        })
+    }
+}
+
+/// A protocol plugged into the reactor. Every method gets `now` where time
+/// matters (passed in, never read inside, so tests control it) and pushes
+/// its answers into `fx`.
+pub trait Service {
+    /// The `service=` value in the log (`echo`, `chat`).
+    fn name(&self) -> &'static str;
+
+    /// A connection was accepted.
+    fn on_open(&mut self, key: ConnKey, peer: SocketAddr, now: Instant, fx: &mut Effects);
+
+    /// Bytes arrived (one `recv`, at most `--read-chunk` bytes).
+    fn on_recv(&mut self, key: ConnKey, bytes: &[u8], now: Instant, fx: &mut Effects);
+
+    /// The peer sent FIN: it will send nothing more, but may still read.
+    fn on_eof(&mut self, key: ConnKey, now: Instant, fx: &mut Effects);
+
+    /// The connection's unsent output crossed the `--max-backlog` limit:
+    /// `over` is true when it went above, false when it drained back.
+    fn on_backlog(&mut self, key: ConnKey, over: bool, fx: &mut Effects);
+
+    /// The connection is gone (the reactor already closed the socket); tell
+    /// others if the protocol needs to, and forget its state.
+    fn on_close(&mut self, key: ConnKey, reason: DisconnectReason, fx: &mut Effects);
+
+    /// A line typed on the server's console (not `exit`, which stops it).
+    fn on_console_line(&mut self, _line: &str, _fx: &mut Effects) {}
+
+    /// A graceful stop began: say goodbye while output can still be sent.
+    fn on_shutdown(&mut self, _fx: &mut Effects) {}
+}
