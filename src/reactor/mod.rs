@@ -42,9 +42,12 @@ use token::Source;
 /// What a client over `--max-clients` is told before it is closed.
 pub const FULL_LINE: &[u8] = b"! server full, try again later\n";
 
-/// Descriptors kept free beyond `--max-clients`: listeners, the log file,
-/// epoll, the signal pipe, stdin, the names file, a refused connection...
-const RESERVED_FDS: u64 = 64;
+/// Descriptors kept free beyond `--max-clients`: stdio, epoll, the signal
+/// pipe, listeners, the log file, the names file being rewritten, and a few
+/// refused connections (each needs a descriptor until it is told "full").
+/// A burst of refusals larger than that spare meets `EMFILE`, which pauses
+/// accepting until the refused sockets are closed at the end of the turn.
+const RESERVED_FDS: u64 = 16;
 /// Most connections accepted per listener event before the others get a
 /// turn (a connect storm must not starve connected clients).
 const ACCEPT_BUDGET: usize = 256;
