@@ -180,6 +180,7 @@ pub enum Event {
     },
     /// `--max-clients` was lowered to fit the descriptor limit.
     Limit {
+        requested: usize,
         max_clients: usize,
         nofile: u64,
     },
@@ -285,9 +286,9 @@ impl Event {
             Event::AcceptResume { .. } => {
                 "a descriptor is free again, so the server accepts new connections again".to_string()
             }
-            Event::Limit { .. } => {
-                "every connection needs a file descriptor, and the process may not open more than its limit".to_string()
-            }
+            Event::Limit { max_clients, nofile, .. } => format!(
+                "every connection needs a file descriptor and this process may open only {nofile}, so --max-clients was lowered to {max_clients}"
+            ),
             _ => return None,
         })
     }
@@ -346,11 +347,13 @@ impl fmt::Display for Logfmt<'_> {
             }
             Event::AcceptResume { service } => write!(f, " service={service}"),
             Event::Limit {
+                requested,
                 max_clients,
                 nofile,
-            } => {
-                write!(f, " max_clients={max_clients} nofile={nofile}")
-            }
+            } => write!(
+                f,
+                " requested={requested} max_clients={max_clients} nofile={nofile}"
+            ),
             Event::Join { conn, name } | Event::Leave { conn, name } => {
                 write!(f, " service=chat conn={conn} name={}", Value(name))
             }

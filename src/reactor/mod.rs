@@ -176,13 +176,10 @@ fn fit_descriptor_limit(max_clients: usize) -> usize {
     if max_clients > fits {
         let lowered = fits.max(1);
         event::record(&Event::Limit {
+            requested: max_clients,
             max_clients: lowered,
             nofile,
         });
-        log::warn!(
-            target: "echochat",
-            "--max-clients {max_clients} does not fit the descriptor limit {nofile}; using {lowered}"
-        );
         return lowered;
     }
     max_clients
@@ -439,14 +436,19 @@ impl Reactor {
             match listener.socket.accept() {
                 Ok((stream, peer)) => {
                     let service = listener.service;
-                    if std::mem::take(&mut listener.failing) {
-                        event::record(&Event::AcceptResume {
-                            service: self.services[service].name(),
-                        });
-                    }
                     self.admit(stream, peer, service);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The queue is empty: whatever the episode was, it is
+                    // over (this is when it ends, not at the first success,
+                    // so a burst logs one error and one resume).
+                    if std::mem::take(&mut listener.failing) {
+                        event::record(&Event::AcceptResume {
+                            service: self.services[listener.service].name(),
+                        });
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     let exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
