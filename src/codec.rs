@@ -215,7 +215,11 @@ mod tests {
         let mut out = Vec::new();
         for chunk in chunks {
             d.feed(chunk, |l| out.push(own(l)));
-            assert!(d.buffered_bytes() <= max + 1, "holds {}", d.buffered_bytes());
+            assert!(
+                d.buffered_bytes() <= max + 1,
+                "holds {}",
+                d.buffered_bytes()
+            );
         }
         if finish {
             d.finish(|l| out.push(own(l)));
@@ -234,11 +238,7 @@ mod tests {
             for j in i..=input.len() {
                 let (b1, c) = input.split_at(j);
                 let b = &b1[i..];
-                assert_eq!(
-                    decode(max, &[a, b, c], false),
-                    expected,
-                    "split at {i},{j}"
-                );
+                assert_eq!(decode(max, &[a, b, c], false), expected, "split at {i},{j}");
             }
         }
         let bytes: Vec<&[u8]> = input.chunks(1).collect();

@@ -44,9 +44,7 @@ impl fmt::Display for NameError {
             NameError::Length => {
                 write!(f, "a name has 1 to {MAX_NAME_CHARS} characters")
             }
-            NameError::Character => {
-                f.write_str("a name may only hold letters, digits, _ and -")
-            }
+            NameError::Character => f.write_str("a name may only hold letters, digits, _ and -"),
         }
     }
 }
@@ -272,7 +270,9 @@ mod tests {
         assert_eq!(check_name(&"z".repeat(33)), Err(NameError::Length));
         // 32 two-byte letters are 64 bytes but 32 characters: fine.
         assert_eq!(check_name(&"ж".repeat(32)), Ok(()));
-        for bad in ["a b", "a=b", "a\"b", "a\tb", "a\x1b[2J", "a\u{85}", "a.b", "@x"] {
+        for bad in [
+            "a b", "a=b", "a\"b", "a\tb", "a\x1b[2J", "a\u{85}", "a.b", "@x",
+        ] {
             assert_eq!(check_name(bad), Err(NameError::Character), "{bad:?}");
         }
     }
