@@ -47,8 +47,8 @@
 //! - A user the server drops (backlog, FIN, `/quit`) leaves the room at
 //!   once, so nothing more is queued for a connection that is closing.
 //!
-//! Costs: a connection holds a [`Member`] (a few dozen bytes: its IP, its
-//! decoder, its name) — the decoder's buffer exists only while a line spans
+//! Costs: a connection holds a `Member` (88 bytes on x86-64: its IP, its
+//! decoder, its stage and name) — the decoder's buffer exists only while a line spans
 //! two reads. A broadcast line is formatted once into an `Rc<[u8]>` and the
 //! same buffer is queued for every receiver, so a message to N users costs
 //! one allocation, not N copies. Handling lines allocates nothing else on
@@ -383,17 +383,13 @@ impl ChatRoom {
             fx.send(key, b"! usage: /msg NAME text\n");
             return;
         }
-        let to = if check_name(target).is_ok() {
-            self.online.get(&*fold(target)).copied()
-        } else {
-            None
-        };
-        let Some(to) = to else {
-            if check_name(target).is_ok() {
-                self.reply(key, &["! no such user: ", target], fx);
-            } else {
-                fx.send(key, b"! no such user\n");
-            }
+        if check_name(target).is_err() {
+            // Not a possible name: do not echo arbitrary bytes back.
+            fx.send(key, b"! no such user\n");
+            return;
+        }
+        let Some(&to) = self.online.get(&*fold(target)) else {
+            self.reply(key, &["! no such user: ", target], fx);
             return;
         };
         let Some(Member {
