@@ -32,6 +32,7 @@ use slab::Slab;
 use crate::cli::{PortRange, ServeArgs};
 use crate::event::{self, DisconnectReason, Event, StopReason};
 use crate::logging::{self, LogConfig, LogHandle, RotatePolicy};
+use crate::service::chat::{ChatConfig, ChatRoom};
 use crate::service::echo::EchoService;
 use crate::service::{ConnKey, Effect, Effects, Service};
 use conn::{BufPool, Conn};
@@ -54,7 +55,8 @@ const ACCEPT_BUDGET: usize = 256;
 /// Least bytes read from one connection per event before moving on (one
 /// busy client must not starve the others); at least one `--read-chunk`.
 const READ_BUDGET: usize = 64 * 1024;
-/// Largest `--read-chunk` accepted (the read buffer is allocated once).
+/// Largest `--read-chunk` (the read buffer is allocated once) and
+/// `--max-line` (a partial line may be buffered per connection).
 const MAX_READ_CHUNK: usize = 16 << 20;
 
 /// Why `serve` stopped with an error.
@@ -98,6 +100,13 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
             args.read_chunk
         )));
     }
+    let max_line = args.max_line.as_usize();
+    if max_line == 0 || max_line > MAX_READ_CHUNK {
+        return Err(Error::Config(format!(
+            "--max-line {} is out of range; use 1B to 16MiB",
+            args.max_line
+        )));
+    }
     if args.log_max_size.bytes() == 0 {
         return Err(Error::Config(
             "--log-max-size must be more than 0 bytes; use e.g. 10MiB".into(),
@@ -126,6 +135,16 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
     let mut services: Vec<(Box<dyn Service>, PortRange)> = Vec::new();
     if !args.no_echo {
         services.push((Box::new(EchoService::new(&args.exit_word)), args.echo_ports));
+    }
+    if !args.no_chat {
+        let (chat, warnings) = ChatRoom::new(ChatConfig {
+            max_line_bytes: args.max_line.as_usize(),
+            names_path: args.names_path(),
+        });
+        for warning in &warnings {
+            event::record(warning);
+        }
+        services.push((Box::new(chat), args.chat_ports));
     }
     let config = Config {
         max_clients,
