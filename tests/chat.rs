@@ -1,0 +1,1139 @@
+//! Integration tests of the chat service: the real `echochat serve` binary,
+//! real TCP sockets on loopback, one server per test (port 0, its own temp
+//! log dir and names file).
+//!
+//! Each test user connects from its own loopback address (`127.0.0.N`, via
+//! `socket2` so the source can be bound before `connect`): chat remembers
+//! names by client IP, so users sharing `127.0.0.1` would be welcomed back
+//! under each other's names and the tests would depend on join order.
+//!
+//! Nothing here sleeps and hopes. A user's next line is read with the read
+//! timeout `connect` sets, so a missing line fails the test; "nothing else
+//! arrived" is shown by a `/who` round trip (the reply must be the very next
+//! line); server-side facts are awaited in the log (`wait_log`). Most tests
+//! end with [`finish`], which stops the server with SIGTERM and checks that
+//! every line of its log is well-formed logfmt.
+//!
+//! Read `tests/common/mod.rs` for the server harness, and
+//! `src/service/chat.rs` for the choices made where DESIGN.md is silent.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Instant;
+
+use common::{DEADLINE, Server, event_name, field, read_line, read_to_eof, wait_until};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+const GREETING: &str = "* welcome to echochat; what is your name?";
+const ASK_AGAIN: &str = "* what is your name?";
+const SHUTTING_DOWN: &str = "* server shutting down";
+const SIGTERM: i32 = 15;
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// A TCP connection to `addr` from the loopback address `127.0.0.{host}`,
+/// with the same read timeout and `TCP_NODELAY` as `common::connect`.
+/// `rcvbuf` shrinks the receive buffer (set before `connect`, so the window
+/// the kernel advertises is small from the start).
+fn connect_from(addr: SocketAddr, host: u8, rcvbuf: Option<usize>) -> TcpStream {
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    if let Some(n) = rcvbuf {
+        sock.set_recv_buffer_size(n).expect("SO_RCVBUF");
+    }
+    let local = SocketAddr::from((Ipv4Addr::new(127, 0, 0, host), 0));
+    sock.bind(&SockAddr::from(local)).expect("bind source address");
+    sock.connect(&SockAddr::from(addr)).expect("connect");
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// One chat connection as the tests see it.
+struct User {
+    s: TcpStream,
+    /// For failure messages (and the name the user has, once joined).
+    name: String,
+}
+
+impl User {
+    /// Connects from `127.0.0.{host}` and reads nothing yet.
+    fn connect(server: &Server, host: u8) -> User {
+        User {
+            s: connect_from(server.chat_addr(), host, None),
+            name: format!("127.0.0.{host}"),
+        }
+    }
+
+    /// Connects and expects the name question.
+    #[track_caller]
+    fn at_prompt(server: &Server, host: u8) -> User {
+        let mut u = User::connect(server, host);
+        u.expect(GREETING);
+        u
+    }
+
+    /// Connects from a fresh IP, answers the question with `name`, and
+    /// checks that every user in `others` hears `* NAME joined`.
+    #[track_caller]
+    fn join(server: &Server, host: u8, name: &str, others: &mut [&mut User]) -> User {
+        let mut u = User::at_prompt(server, host);
+        u.send(name);
+        u.expect(&format!("* hello, {name}"));
+        u.name = name.to_string();
+        for o in others.iter_mut() {
+            o.expect(&format!("* {name} joined"));
+        }
+        u
+    }
+
+    fn send(&mut self, text: &str) {
+        self.send_raw(format!("{text}\n").as_bytes());
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).expect("write to server");
+    }
+
+    #[track_caller]
+    fn line(&mut self) -> String {
+        read_line(&mut self.s)
+    }
+
+    #[track_caller]
+    fn expect(&mut self, want: &str) {
+        let got = self.line();
+        assert_eq!(got, want, "{} got an unexpected line", self.name);
+    }
+
+    /// The next line must start with `prefix`; returns it.
+    #[track_caller]
+    fn expect_prefix(&mut self, prefix: &str) -> String {
+        let got = self.line();
+        assert!(
+            got.starts_with(prefix),
+            "{} expected a line starting {prefix:?}, got {got:?}",
+            self.name
+        );
+        got
+    }
+
+    /// Asks `/who` and returns the reply, which must be the very next line:
+    /// so nothing else was queued for this user before it.
+    #[track_caller]
+    fn who(&mut self) -> String {
+        self.send("/who");
+        self.expect_prefix("* online: ")
+    }
+
+    /// The server closed the connection and sent nothing more.
+    #[track_caller]
+    fn expect_eof(&mut self) {
+        let rest = read_to_eof(&mut self.s);
+        assert!(
+            rest.is_empty(),
+            "{} expected EOF, got {:?}",
+            self.name,
+            String::from_utf8_lossy(&rest)
+        );
+    }
+
+    /// This connection's local address, as the server logs it in `peer=`.
+    fn peer(&self) -> String {
+        self.s.local_addr().unwrap().to_string()
+    }
+}
+
+/// The `conn` id the log gave the user who joined as `name`.
+#[track_caller]
+fn conn_of(server: &Server, name: &str) -> String {
+    let line = server.wait_log(&format!("join of {name}"), |l| {
+        event_name(l) == Some("join") && field(l, "name").as_deref() == Some(name)
+    });
+    field(&line, "conn").expect("join has conn")
+}
+
+/// Waits until the log shows `bytes` received in total on connection `conn`.
+#[track_caller]
+fn wait_received(server: &Server, conn: &str, bytes: usize) {
+    wait_until(&format!("conn {conn} to receive {bytes} bytes"), || {
+        let total: usize = server
+            .log()
+            .lines()
+            .filter(|l| event_name(l) == Some("recv") && field(l, "conn").as_deref() == Some(conn))
+            .filter_map(|l| field(l, "bytes")?.parse::<usize>().ok())
+            .sum();
+        total >= bytes
+    });
+}
+
+/// The disconnect line of the connection whose peer address is `peer`.
+#[track_caller]
+fn wait_disconnect(server: &Server, peer: &str) -> String {
+    server.wait_log(&format!("disconnect of {peer}"), |l| {
+        event_name(l) == Some("disconnect") && field(l, "peer").as_deref() == Some(peer)
+    })
+}
+
+/// Stops the server with SIGTERM, checks it exits 0 after logging
+/// `stop reason=signal`, checks every log line, and returns the log.
+#[track_caller]
+fn finish(mut server: Server) -> String {
+    server.signal(SIGTERM);
+    let status = server.wait_exit();
+    assert!(status.success(), "server exit status {status:?}");
+    let log = server.log();
+    let stops: Vec<&str> = log
+        .lines()
+        .filter(|l| event_name(l) == Some("stop"))
+        .collect();
+    assert_eq!(stops.len(), 1, "one stop line: {stops:?}");
+    assert_eq!(field(stops[0], "reason").as_deref(), Some("signal"));
+    assert_log_well_formed(&log);
+    log
+}
+
+/// One parsed log line: `TIMESTAMP LEVEL EVENT key=value ...`, values
+/// unescaped.
+#[derive(Debug)]
+struct LogLine {
+    level: String,
+    event: String,
+    fields: Vec<(String, String)>,
+}
+
+impl LogLine {
+    fn keys(&self) -> Vec<&str> {
+        self.fields.iter().map(|(k, _)| k.as_str()).collect()
+    }
+    fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A strict parser of DESIGN.md's log line: an RFC 3339 UTC timestamp with
+/// milliseconds, a level, an event name, then ` key=value` pairs whose value
+/// is either bare (no space, `"`, `=`, `\` or control character) or quoted
+/// with only the escapes `\" \\ \n \r \t \xHH`. Anything else is an error,
+/// so a forged key or a half line cannot slip through.
+fn parse_log_line(line: &str) -> Result<LogLine, String> {
+    if let Some(c) = line.chars().find(|c| c.is_control()) {
+        return Err(format!("raw control character {c:?}"));
+    }
+    let b = line.as_bytes();
+    // 2026-11-22T13:53:12.123Z
+    let shape = b"dddd-dd-ddTdd:dd:dd.dddZ";
+    if b.len() < shape.len()
+        || !shape.iter().zip(b).all(|(&s, &c)| match s {
+            b'd' => c.is_ascii_digit(),
+            s => s == c,
+        })
+    {
+        return Err("no timestamp at the start".into());
+    }
+    let rest = line[shape.len()..]
+        .strip_prefix(' ')
+        .ok_or("no space after the timestamp")?;
+    let (level, rest) = rest.split_once(' ').ok_or("no level")?;
+    if !["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level) {
+        return Err(format!("bad level {level:?}"));
+    }
+    let rest = rest.trim_start_matches(' ');
+    let end = rest.find(' ').unwrap_or(rest.len());
+    let (event, mut rest) = rest.split_at(end);
+    if event.is_empty()
+        || !event
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
+    {
+        return Err(format!("bad event name {event:?}"));
+    }
+    let mut fields = Vec::new();
+    while !rest.is_empty() {
+        rest = rest.strip_prefix(' ').ok_or("no space before a key")?;
+        let eq = rest.find('=').ok_or("a word without =")?;
+        let key = &rest[..eq];
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(format!("bad key {key:?}"));
+        }
+        rest = &rest[eq + 1..];
+        let mut value = String::new();
+        if let Some(q) = rest.strip_prefix('"') {
+            let mut chars = q.char_indices();
+            let close = loop {
+                let (i, c) = chars.next().ok_or("unterminated quoted value")?;
+                match c {
+                    '"' => break i,
+                    '\\' => match chars.next().ok_or("dangling backslash")?.1 {
+                        '"' => value.push('"'),
+                        '\\' => value.push('\\'),
+                        'n' => value.push('\n'),
+                        'r' => value.push('\r'),
+                        't' => value.push('\t'),
+                        'x' => {
+                            let h: String = (0..2).filter_map(|_| chars.next()).map(|x| x.1).collect();
+                            let byte = u8::from_str_radix(&h, 16)
+                                .map_err(|_| format!("bad \\x escape {h:?}"))?;
+                            // Bytes of one character are escaped one by one;
+                            // a Latin-1 stand-in keeps the count right.
+                            value.push(char::from(byte));
+                        }
+                        c => return Err(format!("unknown escape \\{c}")),
+                    },
+                    c => value.push(c),
+                }
+            };
+            rest = &q[close + 1..];
+            if !(rest.is_empty() || rest.starts_with(' ')) {
+                return Err("text right after a closing quote".into());
+            }
+        } else {
+            let end = rest.find(' ').unwrap_or(rest.len());
+            value = rest[..end].to_string();
+            if value.is_empty() || value.contains(['"', '=', '\\']) {
+                return Err(format!("bad bare value {value:?}"));
+            }
+            rest = &rest[end..];
+        }
+        if fields.iter().any(|(k, _)| k == key) {
+            return Err(format!("key {key} twice"));
+        }
+        fields.push((key.to_string(), value));
+    }
+    Ok(LogLine {
+        level: level.to_string(),
+        event: event.to_string(),
+        fields,
+    })
+}
+
+/// Every line of `log` parses; returns them parsed.
+#[track_caller]
+fn assert_log_well_formed(log: &str) -> Vec<LogLine> {
+    assert!(log.is_empty() || log.ends_with('\n'), "log ends mid-line");
+    log.lines()
+        .map(|l| parse_log_line(l).unwrap_or_else(|e| panic!("bad log line ({e}): {l:?}")))
+        .collect()
+}
+
+#[test]
+fn log_parser_rejects_forgeries() {
+    // The checker itself must be able to fail, or the log tests prove nothing.
+    let good = "2026-11-22T13:53:12.123Z INFO  console text=\"x reason=exit \\\"q\\\" \\x1b\"";
+    let parsed = parse_log_line(good).unwrap();
+    assert_eq!(parsed.keys(), ["text"]);
+    assert_eq!(parsed.get("text"), Some("x reason=exit \"q\" \x1b"));
+    for bad in [
+        "INFO console text=x",
+        "2026-11-22 13:53:12.123Z INFO  console text=x",
+        "2026-11-22T13:53:12.123Z NOTE  console text=x",
+        "2026-11-22T13:53:12.123Z INFO  console text=\"x\"y",
+        "2026-11-22T13:53:12.123Z INFO  console text=a\"b",
+        "2026-11-22T13:53:12.123Z INFO  console text=a=b",
+        "2026-11-22T13:53:12.123Z INFO  console text=\"unterminated",
+        "2026-11-22T13:53:12.123Z INFO  console text=\"\x1b\"",
+        "2026-11-22T13:53:12.123Z INFO  console text=\"\\q\"",
+        "2026-11-22T13:53:12.123Z INFO  console text=x text=y",
+        "2026-11-22T13:53:12.123Z INFO  console x",
+    ] {
+        assert!(parse_log_line(bad).is_err(), "accepted a malformed line: {bad:?}");
+    }
+    // A well-formed line with an extra key parses; the tests catch that by
+    // the keys each event may have.
+    let extra = "2026-11-22T13:53:12.123Z INFO  console text=x reason=exit";
+    assert_eq!(parse_log_line(extra).unwrap().keys(), ["text", "reason"]);
+}
+
+// ---------------------------------------------------------------------------
+// Rule 1: greeting, names, welcome back
+// ---------------------------------------------------------------------------
+
+#[test]
+fn name_rules_bad_or_taken_names_ask_again_then_hello() {
+    let server = Server::builder().no_echo().start();
+    let mut alice = User::join(&server, 2, "alice", &mut []);
+    let mut u = User::at_prompt(&server, 3);
+    let too_long = "n".repeat(33);
+    for bad in [
+        "",
+        "two words",
+        "bang!",
+        "dot.ted",
+        too_long.as_str(),
+        "esc\x1b[31m",
+        "c1\u{9b}x",
+        "tab\tinside",
+    ] {
+        u.send(bad);
+        let err = u.expect_prefix("! ");
+        assert!(err.len() > 2, "the error says why: {err:?}");
+        u.expect(ASK_AGAIN);
+    }
+    // Taken, whatever the case.
+    for taken in ["alice", "ALICE", "Alice"] {
+        u.send(taken);
+        u.expect_prefix("! ");
+        u.expect(ASK_AGAIN);
+    }
+    // 32 characters of letters, digits, `_` and `-` is fine.
+    let longest = format!("{}_-9", "b".repeat(29));
+    assert_eq!(longest.chars().count(), 32);
+    u.send(&longest);
+    u.expect(&format!("* hello, {longest}"));
+    alice.expect(&format!("* {longest} joined"));
+    // The room saw nothing of the failed attempts.
+    assert_eq!(alice.who(), format!("* online: alice, {longest}"));
+    // The name is remembered for the IP.
+    let names = std::fs::read_to_string(server.log_dir().join("names.tsv")).unwrap();
+    assert!(names.lines().any(|l| l == "127.0.0.2\talice"), "{names:?}");
+    assert!(
+        names.lines().any(|l| l == format!("127.0.0.3\t{longest}")),
+        "{names:?}"
+    );
+    finish(server);
+}
+
+#[test]
+fn lone_exit_at_the_name_prompt_disconnects() {
+    let server = Server::builder().no_echo().start();
+    let mut u = User::at_prompt(&server, 2);
+    u.send("exit");
+    u.expect_eof();
+    let line = wait_disconnect(&server, &u.peer());
+    assert_eq!(field(&line, "reason").as_deref(), Some("exit"));
+    // `exit` with more around it is a (bad) name candidate, not a quit.
+    let mut v = User::at_prompt(&server, 3);
+    v.send("exit now");
+    v.expect_prefix("! ");
+    v.expect(ASK_AGAIN);
+    v.send("exit");
+    v.expect_eof();
+    finish(server);
+}
+
+#[test]
+fn welcome_back_by_ip_only_when_the_remembered_name_is_free() {
+    let server = Server::builder().no_echo().start();
+    let mut bob = User::join(&server, 3, "bob", &mut []);
+    let mut alice = User::join(&server, 2, "alice", &mut [&mut bob]);
+    alice.send("/quit");
+    alice.expect_eof();
+    bob.expect("* alice left");
+
+    // Same IP, name free: welcomed back and in the room at once.
+    let mut alice = User::connect(&server, 2);
+    alice.name = "alice".into();
+    alice.expect("* welcome back, alice");
+    bob.expect("* alice joined");
+    bob.send("hi alice");
+    alice.expect("bob: hi alice");
+
+    // Same IP again while `alice` is online: the name is taken, so asked.
+    let mut twin = User::at_prompt(&server, 2);
+    twin.send("alice2");
+    twin.expect("* hello, alice2");
+    bob.expect("* alice2 joined");
+    alice.expect("* alice2 joined");
+
+    // Remembered name taken by someone on another IP: asked too.
+    let mut carol = User::join(&server, 4, "carol", &mut [&mut bob, &mut alice, &mut twin]);
+    carol.send("exit");
+    carol.expect_eof();
+    bob.expect("* carol left");
+    bob.send("/nick carol");
+    bob.expect("* you are now carol");
+    let mut again = User::at_prompt(&server, 4);
+    again.send("dave");
+    again.expect("* hello, dave");
+    assert_eq!(again.who(), "* online: alice, alice2, carol, dave");
+    finish(server);
+}
+
+// ---------------------------------------------------------------------------
+// Rules 2–4: join, messages, commands, leaving
+// ---------------------------------------------------------------------------
+
+#[test]
+fn messages_go_to_every_other_user_only() {
+    let server = Server::builder().no_echo().start();
+    let mut a = User::join(&server, 2, "ann", &mut []);
+    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    let mut c = User::join(&server, 4, "cy", &mut [&mut a, &mut b]);
+    a.send("hello room");
+    b.expect("ann: hello room");
+    c.expect("ann: hello room");
+    c.send("x=1 \"quoted\" back\\slash and: colons");
+    a.expect("cy: x=1 \"quoted\" back\\slash and: colons");
+    b.expect("cy: x=1 \"quoted\" back\\slash and: colons");
+    // The senders got no copy: their next line is the /who reply.
+    assert_eq!(a.who(), "* online: ann, ben, cy");
+    assert_eq!(c.who(), "* online: ann, ben, cy");
+    assert_eq!(b.who(), "* online: ann, ben, cy");
+    finish(server);
+}
+
+#[test]
+fn nick_who_msg_and_help() {
+    let server = Server::builder().no_echo().start();
+    let mut bob = User::join(&server, 2, "bob", &mut []);
+    let mut al = User::join(&server, 3, "Alice", &mut [&mut bob]);
+    let mut cy = User::join(&server, 4, "carol", &mut [&mut bob, &mut al]);
+
+    // /who: everyone, the asker included, sorted without regard to case.
+    assert_eq!(bob.who(), "* online: Alice, bob, carol");
+
+    // /nick: the others see `* OLD is now NEW`.
+    bob.send("/nick Bobby");
+    bob.expect("* you are now Bobby");
+    al.expect("* bob is now Bobby");
+    cy.expect("* bob is now Bobby");
+    assert_eq!(cy.who(), "* online: Alice, Bobby, carol");
+    // A bad or taken new name is an error and changes nothing.
+    for bad in ["/nick two words", "/nick bang!", "/nick ALICE", "/nick carol"] {
+        bob.send(bad);
+        bob.expect_prefix("! ");
+    }
+    bob.send(&format!("/nick {}", "x".repeat(33)));
+    bob.expect_prefix("! ");
+    assert_eq!(bob.who(), "* online: Alice, Bobby, carol");
+    let names = std::fs::read_to_string(server.log_dir().join("names.tsv")).unwrap();
+    assert!(names.lines().any(|l| l == "127.0.0.2\tBobby"), "{names:?}");
+
+    // /msg: only the recipient hears it (name matched without case).
+    al.send("/msg carol psst, the answer is 42");
+    cy.expect("* Alice whispers: psst, the answer is 42");
+    al.send("/msg BOBBY hi");
+    bob.expect("* Alice whispers: hi");
+    assert_eq!(al.who(), "* online: Alice, Bobby, carol");
+    assert_eq!(cy.who(), "* online: Alice, Bobby, carol");
+    assert_eq!(bob.who(), "* online: Alice, Bobby, carol");
+    // /msg to nobody, or without text, is an error.
+    al.send("/msg nobody hello");
+    al.expect_prefix("! ");
+    al.send("/msg carol");
+    al.expect_prefix("! ");
+
+    // /help: `* ` lines naming every command.
+    cy.send("/help");
+    cy.send("/who");
+    let mut help = Vec::new();
+    loop {
+        let line = cy.line();
+        if line.starts_with("* online: ") {
+            break;
+        }
+        assert!(line.starts_with("* "), "help line {line:?}");
+        help.push(line);
+    }
+    let help = help.join("\n");
+    for cmd in ["/nick", "/who", "/msg", "/help", "/quit"] {
+        assert!(help.contains(cmd), "/help does not mention {cmd}: {help}");
+    }
+    // Nobody else heard any of it.
+    assert_eq!(bob.who(), "* online: Alice, Bobby, carol");
+    assert_eq!(al.who(), "* online: Alice, Bobby, carol");
+
+    let log = finish(server);
+    let nick = log
+        .lines()
+        .find(|l| event_name(l) == Some("nick"))
+        .expect("nick event");
+    assert_eq!(field(nick, "old").as_deref(), Some("bob"));
+    assert_eq!(field(nick, "new").as_deref(), Some("Bobby"));
+}
+
+#[test]
+fn quit_and_exit_leave_the_room() {
+    let server = Server::builder().no_echo().start();
+    let mut a = User::join(&server, 2, "ann", &mut []);
+    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    let mut c = User::join(&server, 4, "cy", &mut [&mut a, &mut b]);
+    let mut d = User::join(&server, 5, "dee", &mut [&mut a, &mut b, &mut c]);
+
+    b.send("/quit");
+    b.expect_eof();
+    a.expect("* ben left");
+    c.expect("* ben left");
+    d.expect("* ben left");
+
+    c.send("exit");
+    c.expect_eof();
+    a.expect("* cy left");
+    d.expect("* cy left");
+
+    // Closing the socket (FIN) leaves too.
+    d.s.shutdown(std::net::Shutdown::Write).unwrap();
+    d.expect_eof();
+    a.expect("* dee left");
+    assert_eq!(a.who(), "* online: ann");
+
+    for (u, reason) in [(&b, "exit"), (&c, "exit"), (&d, "eof")] {
+        let line = wait_disconnect(&server, &u.peer());
+        assert_eq!(field(&line, "reason").as_deref(), Some(reason), "{line}");
+    }
+    let log = finish(server);
+    let leaves: Vec<String> = log
+        .lines()
+        .filter(|l| event_name(l) == Some("leave"))
+        .filter_map(|l| field(l, "name"))
+        .collect();
+    assert_eq!(leaves, ["ben", "cy", "dee", "ann"]);
+}
+
+// ---------------------------------------------------------------------------
+// Rule 5: errors leave the connection open
+// ---------------------------------------------------------------------------
+
+#[test]
+fn unknown_command_and_invalid_utf8_are_errors_and_the_connection_stays() {
+    let server = Server::builder().no_echo().start();
+    let mut a = User::join(&server, 2, "ann", &mut []);
+    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+
+    a.send("/dance now");
+    a.expect_prefix("! ");
+    a.send_raw(b"caf\xc3 \xff\xfe broken\n");
+    a.expect_prefix("! ");
+    // A line that is valid again goes through.
+    a.send("still here");
+    b.expect("ann: still here");
+    assert_eq!(b.who(), "* online: ann, ben");
+    assert_eq!(a.who(), "* online: ann, ben");
+
+    // At the name prompt, invalid UTF-8 is an error and the question again.
+    let mut c = User::at_prompt(&server, 4);
+    c.send_raw(b"\xff\xfe\n");
+    c.expect_prefix("! ");
+    c.expect(ASK_AGAIN);
+    c.send("cy");
+    c.expect("* hello, cy");
+    finish(server);
+}
+
+#[test]
+fn too_long_line_is_rejected_and_discarded_up_to_its_end() {
+    let server = Server::builder()
+        .no_echo()
+        .args(["--max-line", "64"])
+        .start();
+    let mut a = User::join(&server, 2, "ann", &mut []);
+    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    let conn = conn_of(&server, "ann");
+
+    // Exactly 64 bytes (terminator not counted) is fine, with \n or \r\n.
+    let max = "m".repeat(64);
+    a.send(&max);
+    b.expect(&format!("ann: {max}"));
+    a.send_raw(format!("{max}\r\n").as_bytes());
+    b.expect(&format!("ann: {max}"));
+
+    // 65 bytes is one error; the next line is fine again.
+    a.send(&"L".repeat(65));
+    a.expect_prefix("! ");
+    a.send("short one");
+    b.expect("ann: short one");
+
+    // A long line whose end arrives in a later read: the error comes once,
+    // and nothing of the tail (not even a command in it) is acted on.
+    let mut sent = "ann\n".len() + (64 + 1) + (64 + 2) + (65 + 1) + "short one\n".len();
+    let head = "H".repeat(200);
+    a.send_raw(head.as_bytes());
+    sent += head.len();
+    wait_received(&server, &conn, sent);
+    let tail = " tail /quit /nick evil must not appear\nafter it\n";
+    a.send_raw(tail.as_bytes());
+    a.expect_prefix("! ");
+    b.expect("ann: after it");
+    assert_eq!(a.who(), "* online: ann, ben");
+    assert_eq!(b.who(), "* online: ann, ben");
+
+    // At the name prompt: the error, then the question again.
+    let mut c = User::at_prompt(&server, 4);
+    c.send(&"n".repeat(100));
+    c.expect_prefix("! ");
+    c.expect(ASK_AGAIN);
+    c.send("cy");
+    c.expect("* hello, cy");
+    finish(server);
+}
+
+// ---------------------------------------------------------------------------
+// Rule 6: control characters
+// ---------------------------------------------------------------------------
+
+#[test]
+fn control_characters_are_removed_before_relaying() {
+    let mut server = Server::builder().no_echo().start();
+    let mut a = User::join(&server, 2, "ann", &mut []);
+    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+
+    // ESC sequences (CSI, OSC), BEL, BS, CR inside the line, DEL, and C1
+    // (U+009B CSI, U+0085 NEL); tab is kept.
+    a.send("\x1b[31mred\x1b[0m \x1b]0;owned\x07title back\x08space cr\rin del\x7f c1\u{9b}2J\u{85}nel tab\tkept");
+    b.expect("ann: [31mred[0m ]0;ownedtitle backspace crin del c12Jnel tab\tkept");
+    a.send("/msg ben \x1b[2J\x1b[Hwiped?");
+    b.expect("* ann whispers: [2J[Hwiped?");
+    server.console("\x1b[5mblink\u{9b}0m");
+    a.expect("[server] [5mblink0m");
+    b.expect("[server] [5mblink0m");
+
+    // Control characters are invalid in names.
+    b.send("/nick be\x1bn");
+    b.expect_prefix("! ");
+    let mut c = User::at_prompt(&server, 4);
+    c.send("c\u{85}y");
+    c.expect_prefix("! ");
+    c.expect(ASK_AGAIN);
+    c.send("cy\x07");
+    c.expect_prefix("! ");
+    c.expect(ASK_AGAIN);
+    assert_eq!(a.who(), "* online: ann, ben");
+    finish(server);
+}
+
+// ---------------------------------------------------------------------------
+// Rule 7 and stopping: console, shutdown notice
+// ---------------------------------------------------------------------------
+
+#[test]
+fn console_lines_go_to_every_user_and_console_exit_stops() {
+    let mut server = Server::builder().no_echo().start();
+    let mut a = User::join(&server, 2, "ann", &mut []);
+    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    server.console("hello class, lab starts now");
+    a.expect("[server] hello class, lab starts now");
+    b.expect("[server] hello class, lab starts now");
+    // `exit` with more around it is just an announcement.
+    server.console("exit soon");
+    a.expect("[server] exit soon");
+    b.expect("[server] exit soon");
+
+    server.console("exit");
+    for u in [&mut a, &mut b] {
+        u.expect(SHUTTING_DOWN);
+        u.expect_eof();
+    }
+    let status = server.wait_exit();
+    assert!(status.success(), "exit status {status:?}");
+    let log = server.log();
+    assert_log_well_formed(&log);
+    let stop = log
+        .lines()
+        .find(|l| event_name(l) == Some("stop"))
+        .expect("stop line");
+    assert_eq!(field(stop, "reason").as_deref(), Some("console"));
+    let texts: Vec<String> = log
+        .lines()
+        .filter(|l| event_name(l) == Some("console"))
+        .filter_map(|l| field(l, "text"))
+        .collect();
+    assert!(texts.iter().any(|t| t == "hello class, lab starts now"));
+}
+
+#[test]
+fn sigterm_sends_the_shutdown_notice_then_closes() {
+    let server = Server::builder().no_echo().start();
+    let mut a = User::join(&server, 2, "ann", &mut []);
+    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    // Someone still at the name prompt is told as well (chat.rs's choice).
+    let mut c = User::at_prompt(&server, 4);
+    server.signal(SIGTERM);
+    for u in [&mut a, &mut b, &mut c] {
+        u.expect(SHUTTING_DOWN);
+        u.expect_eof();
+    }
+    let peers = [a.peer(), b.peer(), c.peer()];
+    let log = finish(server);
+    for peer in peers {
+        let line = log
+            .lines()
+            .find(|l| event_name(l) == Some("disconnect") && field(l, "peer").as_deref() == Some(&*peer))
+            .unwrap_or_else(|| panic!("no disconnect for {peer}"));
+        assert_eq!(field(line, "reason").as_deref(), Some("shutdown"), "{line}");
+    }
+    // Leaving during a stop is not announced: nobody got `* X left` (the
+    // EOF checks above would have failed on any extra line).
+}
+
+// ---------------------------------------------------------------------------
+// CRLF clients
+// ---------------------------------------------------------------------------
+
+#[test]
+fn crlf_clients_work_like_lf_clients() {
+    let server = Server::builder().no_echo().start();
+    let mut lf = User::join(&server, 2, "lf", &mut []);
+    let mut crlf = User::at_prompt(&server, 3);
+    crlf.send_raw(b"bad name\r\n");
+    crlf.expect_prefix("! ");
+    crlf.expect(ASK_AGAIN);
+    crlf.send_raw(b"carl\r\n");
+    crlf.expect("* hello, carl");
+    lf.expect("* carl joined");
+
+    crlf.send_raw(b"hi there\r\n");
+    lf.expect("carl: hi there");
+    lf.send("hi carl");
+    crlf.expect("lf: hi carl");
+    crlf.send_raw(b"/msg lf secret\r\n");
+    lf.expect("* carl whispers: secret");
+    crlf.send_raw(b"/who\r\n");
+    crlf.expect("* online: carl, lf");
+    crlf.send_raw(b"/nick carlos\r\n");
+    crlf.expect("* you are now carlos");
+    lf.expect("* carl is now carlos");
+    crlf.send_raw(b"exit\r\n");
+    crlf.expect_eof();
+    lf.expect("* carlos left");
+    assert_eq!(lf.who(), "* online: lf");
+
+    // `exit\r\n` at the name prompt, and `/quit\r\n` in the room.
+    let mut p = User::at_prompt(&server, 4);
+    p.send_raw(b"exit\r\n");
+    p.expect_eof();
+    let mut q = User::at_prompt(&server, 5);
+    q.send_raw(b"quin\r\n");
+    q.expect("* hello, quin");
+    lf.expect("* quin joined");
+    q.send_raw(b"/quit\r\n");
+    q.expect_eof();
+    lf.expect("* quin left");
+    let names = std::fs::read_to_string(server.log_dir().join("names.tsv")).unwrap();
+    assert!(!names.contains('\r'), "a CR reached the names file: {names:?}");
+    finish(server);
+}
+
+// ---------------------------------------------------------------------------
+// The names file
+// ---------------------------------------------------------------------------
+
+#[test]
+fn names_file_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = dir.path().join("names.tsv");
+    let names_arg = names.to_str().unwrap().to_string();
+
+    let server = Server::builder()
+        .no_echo()
+        .args(["--names-file", &names_arg])
+        .start();
+    let mut a = User::join(&server, 20, "alice", &mut []);
+    let _b = User::join(&server, 21, "bob", &mut [&mut a]);
+    a.send("/nick alicia");
+    a.expect("* you are now alicia");
+    let text = std::fs::read_to_string(&names).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["127.0.0.20\talicia", "127.0.0.21\tbob"], "{text:?}");
+    finish(server);
+    // Written atomically: no temporary file left beside it.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("names.tsv")]);
+
+    let server = Server::builder()
+        .no_echo()
+        .args(["--names-file", &names_arg])
+        .start();
+    let mut a = User::connect(&server, 20);
+    a.expect("* welcome back, alicia");
+    let mut b = User::connect(&server, 21);
+    b.expect("* welcome back, bob");
+    a.expect("* bob joined");
+    let mut c = User::at_prompt(&server, 22);
+    c.send("cy");
+    c.expect("* hello, cy");
+    a.expect("* cy joined");
+    b.expect("* cy joined");
+    assert_eq!(a.who(), "* online: alicia, bob, cy");
+    finish(server);
+}
+
+#[test]
+fn damaged_names_file_lines_are_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    // A hostile path too: the warning names the file, so its `=`, quotes,
+    // ESC, CR and newline must not forge a key or a line in the log.
+    let names = dir
+        .path()
+        .join("names reason=exit \"q\" \x1b[31m\r\n2026-01-01T00:00:00.000Z INFO  stop reason=console.tsv");
+    let mut content = b"127.0.0.30\tcarol\n\
+this line has no tab\n\
+not-an-ip\tdave\n\
+127.0.0.31\tbad name!\n"
+        .to_vec();
+    content.extend_from_slice(b"127.0.0.32\t\xff\xfe\n127.0.0.33\tdan\n");
+    std::fs::write(&names, &content).unwrap();
+
+    let server = Server::builder()
+        .no_echo()
+        .arg("--names-file")
+        .arg(names.to_str().unwrap())
+        .start();
+    let mut carol = User::connect(&server, 30);
+    carol.expect("* welcome back, carol");
+    let mut dan = User::connect(&server, 33);
+    dan.expect("* welcome back, dan");
+    carol.expect("* dan joined");
+    // The damaged lines gave nobody a name.
+    for host in [31, 32] {
+        let mut u = User::at_prompt(&server, host);
+        u.send("exit");
+        u.expect_eof();
+    }
+    // Still works, and saving goes on.
+    let mut eve = User::join(&server, 34, "eve", &mut [&mut carol, &mut dan]);
+    eve.send("hello");
+    carol.expect("eve: hello");
+    dan.expect("eve: hello");
+    let text = String::from_utf8_lossy(&std::fs::read(&names).unwrap()).into_owned();
+    for want in ["127.0.0.30\tcarol", "127.0.0.33\tdan", "127.0.0.34\teve"] {
+        assert!(text.lines().any(|l| l == want), "{want:?} not in {text:?}");
+    }
+
+    let log = finish(server);
+    let parsed = assert_log_well_formed(&log);
+    let warnings: Vec<&LogLine> = parsed.iter().filter(|l| l.event == "warning").collect();
+    assert_eq!(warnings.len(), 4, "one warning per damaged line: {warnings:?}");
+    for w in &warnings {
+        assert_eq!(w.level, "WARN");
+        assert_eq!(w.keys(), ["what", "error"], "{w:?}");
+        assert!(w.get("error").unwrap().contains("reason=exit \"q\""), "{w:?}");
+    }
+    let stops: Vec<&LogLine> = parsed.iter().filter(|l| l.event == "stop").collect();
+    assert_eq!(stops.len(), 1, "a forged stop line: {stops:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Many users, slow users
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fifty_users_each_receive_every_line_of_a_burst_in_order() {
+    const USERS: usize = 50;
+    const LINES: usize = 20;
+    let server = Server::builder().no_echo().start();
+    let mut users: Vec<User> = Vec::new();
+    for i in 0..USERS {
+        // Joined lines pile up for earlier users; their readers skip them.
+        users.push(User::join(&server, 10 + i as u8, &format!("u{i:02}"), &mut []));
+    }
+    let start = Arc::new(Barrier::new(USERS));
+    let handles: Vec<_> = users
+        .into_iter()
+        .enumerate()
+        .map(|(me, user)| {
+            let start = start.clone();
+            thread::spawn(move || {
+                let mut writer = user.s.try_clone().unwrap();
+                let mut reader = BufReader::new(user.s);
+                start.wait();
+                for k in 0..LINES {
+                    writer
+                        .write_all(format!("line {k} from u{me:02}\n").as_bytes())
+                        .unwrap();
+                }
+                // next[j]: the line number expected next from user j.
+                let mut next = vec![0usize; USERS];
+                let mut got = 0;
+                let mut line = String::new();
+                while got < (USERS - 1) * LINES {
+                    line.clear();
+                    let n = reader
+                        .read_line(&mut line)
+                        .unwrap_or_else(|e| panic!("u{me:02} after {got} lines: {e}"));
+                    assert!(n > 0, "u{me:02}: EOF after {got} lines");
+                    let line = line.trim_end_matches('\n');
+                    if line.starts_with("* u") && line.ends_with(" joined") {
+                        continue;
+                    }
+                    let (from, text) = line.split_once(": ").expect("a message line");
+                    let j: usize = from[1..].parse().expect("sender number");
+                    assert_ne!(j, me, "u{me:02} got its own line back");
+                    assert_eq!(text, format!("line {} from {from}", next[j]), "u{me:02}");
+                    next[j] += 1;
+                    got += 1;
+                }
+                assert!(
+                    next.iter()
+                        .enumerate()
+                        .all(|(j, &n)| n == if j == me { 0 } else { LINES })
+                );
+                got
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().expect("a user thread failed"), (USERS - 1) * LINES);
+    }
+    let log = finish(server);
+    assert!(
+        !log.lines().any(|l| field(l, "reason").as_deref() == Some("backlog")),
+        "nobody here is slow"
+    );
+}
+
+#[test]
+fn a_user_who_never_reads_is_dropped_for_backlog_and_the_room_flows_on() {
+    const BATCH: usize = 8;
+    const MAX_LINES: usize = 20_000; // 40 MB at most: the loop is bounded
+    let server = Server::builder()
+        .no_echo()
+        .args(["--max-backlog", "16KiB"])
+        .start();
+    let mut talker = User::join(&server, 2, "talker", &mut []);
+    let mut listener = User::join(&server, 3, "listener", &mut [&mut talker]);
+    // The slow user joins (reads its hello) and then never reads again; a
+    // small receive buffer makes its kernel queues fill sooner.
+    let mut slow = User {
+        s: connect_from(server.chat_addr(), 4, Some(4096)),
+        name: "slow".into(),
+    };
+    slow.expect(GREETING);
+    slow.send("slow");
+    slow.expect("* hello, slow");
+    talker.expect("* slow joined");
+    listener.expect("* slow joined");
+    let slow_peer = slow.peer();
+
+    // The listener reads in its own thread, checking order, and counts.
+    let received = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let received = received.clone();
+        let stream = listener.s.try_clone().unwrap();
+        thread::spawn(move || {
+            let mut r = BufReader::new(stream);
+            let mut next = 0usize;
+            let mut saw_left = false;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let n = r.read_line(&mut line).expect("listener read");
+                assert!(n > 0, "listener: EOF after {next} lines");
+                let line = line.trim_end_matches('\n');
+                if line == "* slow left" {
+                    saw_left = true;
+                    continue;
+                }
+                if line == "talker: after" {
+                    return (next, saw_left);
+                }
+                let rest = line
+                    .strip_prefix("talker: ")
+                    .unwrap_or_else(|| panic!("listener got {line:?}"));
+                let (seq, pad) = rest.split_once(' ').expect("seq and padding");
+                assert_eq!(seq.parse::<usize>().unwrap(), next, "listener order");
+                assert_eq!(pad.len(), 2000);
+                next += 1;
+                received.store(next, Ordering::Release);
+            }
+        })
+    };
+
+    let pad = "p".repeat(2000);
+    let is_backlog = |l: &str| {
+        event_name(l) == Some("disconnect") && field(l, "reason").as_deref() == Some("backlog")
+    };
+    let mut sent = 0;
+    let started = Instant::now();
+    while !server.log().lines().any(is_backlog) {
+        assert!(
+            sent < MAX_LINES,
+            "no backlog disconnect after {sent} lines of 2 KB"
+        );
+        let mut batch = String::new();
+        for _ in 0..BATCH {
+            batch.push_str(&format!("{sent} {pad}\n"));
+            sent += 1;
+        }
+        talker.send_raw(batch.as_bytes());
+        // Pace the talker by the listener, so only the slow user falls behind.
+        wait_until("the listener to keep up", || {
+            received.load(Ordering::Acquire) >= sent
+        });
+    }
+    eprintln!(
+        "backlog disconnect after {sent} lines ({} KB) in {:?}",
+        sent * 2,
+        started.elapsed()
+    );
+    let line = server.wait_log("the backlog disconnect", is_backlog);
+    assert_eq!(field(&line, "peer").as_deref(), Some(&*slow_peer), "{line}");
+    assert_eq!(field(&line, "service").as_deref(), Some("chat"));
+
+    // The others keep receiving, and hear that slow left.
+    talker.expect("* slow left");
+    talker.send("after");
+    let (got, saw_left) = reader.join().expect("listener thread");
+    assert_eq!(got, sent, "the listener got every line");
+    assert!(saw_left, "the listener heard `* slow left`");
+    assert_eq!(talker.who(), "* online: listener, talker");
+    drop(slow);
+    finish(server);
+}
+
+// ---------------------------------------------------------------------------
+// Hostile text and the log
+// ---------------------------------------------------------------------------
+
+#[test]
+fn hostile_text_and_names_cannot_forge_log_lines_or_keys() {
+    let mut server = Server::builder().no_echo().start();
+    let mut a = User::join(&server, 2, "ann", &mut []);
+    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    let hostile = "x reason=exit conn=999 \"quoted\\\" \x1b[31m cr\r end";
+
+    // As chat text, a whisper, a command, a name candidate and a new name.
+    a.send(hostile);
+    b.expect("ann: x reason=exit conn=999 \"quoted\\\" [31m cr end");
+    a.send(&format!("/msg ben {hostile}"));
+    b.expect("* ann whispers: x reason=exit conn=999 \"quoted\\\" [31m cr end");
+    a.send(&format!("/nick {hostile}"));
+    a.expect_prefix("! ");
+    a.send(&format!("/{hostile}"));
+    a.expect_prefix("! ");
+    let mut c = User::at_prompt(&server, 4);
+    for name in ["x=y", "\"q\"", "a\rb", "\x1b[31m", "n\r2026-01-01T00:00:00.000Z INFO  stop reason=console"] {
+        c.send(name);
+        c.expect_prefix("! ");
+        c.expect(ASK_AGAIN);
+    }
+    // On the console, where the text is logged.
+    server.console(hostile);
+    a.expect("[server] x reason=exit conn=999 \"quoted\\\" [31m cr end");
+    b.expect("[server] x reason=exit conn=999 \"quoted\\\" [31m cr end");
+    c.send("exit");
+    c.expect_eof();
+
+    let log = finish(server);
+    let parsed = assert_log_well_formed(&log);
+    let console: Vec<&LogLine> = parsed.iter().filter(|l| l.event == "console").collect();
+    assert_eq!(console.len(), 1, "{console:?}");
+    assert_eq!(console[0].keys(), ["text"]);
+    assert_eq!(console[0].get("text"), Some(hostile));
+    // No event got a key it does not have: `reason` only on disconnect and
+    // stop, `conn=999` nowhere.
+    for l in &parsed {
+        if l.get("reason").is_some() {
+            assert!(["disconnect", "stop"].contains(&l.event.as_str()), "{l:?}");
+        }
+        assert_ne!(l.get("conn"), Some("999"), "{l:?}");
+    }
+    assert_eq!(parsed.iter().filter(|l| l.event == "stop").count(), 1);
+}
