@@ -48,7 +48,8 @@ fn connect_from(addr: SocketAddr, host: u8, rcvbuf: Option<usize>) -> TcpStream 
         sock.set_recv_buffer_size(n).expect("SO_RCVBUF");
     }
     let local = SocketAddr::from((Ipv4Addr::new(127, 0, 0, host), 0));
-    sock.bind(&SockAddr::from(local)).expect("bind source address");
+    sock.bind(&SockAddr::from(local))
+        .expect("bind source address");
     sock.connect(&SockAddr::from(addr)).expect("connect");
     let s: TcpStream = sock.into();
     s.set_read_timeout(Some(DEADLINE)).unwrap();
@@ -285,7 +286,8 @@ fn parse_log_line(line: &str) -> Result<LogLine, String> {
                         'r' => value.push('\r'),
                         't' => value.push('\t'),
                         'x' => {
-                            let h: String = (0..2).filter_map(|_| chars.next()).map(|x| x.1).collect();
+                            let h: String =
+                                (0..2).filter_map(|_| chars.next()).map(|x| x.1).collect();
                             let byte = u8::from_str_radix(&h, 16)
                                 .map_err(|_| format!("bad \\x escape {h:?}"))?;
                             // Bytes of one character are escaped one by one;
@@ -350,7 +352,10 @@ fn log_parser_rejects_forgeries() {
         "2026-11-22T13:53:12.123Z INFO  console text=x text=y",
         "2026-11-22T13:53:12.123Z INFO  console x",
     ] {
-        assert!(parse_log_line(bad).is_err(), "accepted a malformed line: {bad:?}");
+        assert!(
+            parse_log_line(bad).is_err(),
+            "accepted a malformed line: {bad:?}"
+        );
     }
     // A well-formed line with an extra key parses; the tests catch that by
     // the keys each event may have.
@@ -503,7 +508,12 @@ fn nick_who_msg_and_help() {
     cy.expect("* bob is now Bobby");
     assert_eq!(cy.who(), "* online: Alice, Bobby, carol");
     // A bad or taken new name is an error and changes nothing.
-    for bad in ["/nick two words", "/nick bang!", "/nick ALICE", "/nick carol"] {
+    for bad in [
+        "/nick two words",
+        "/nick bang!",
+        "/nick ALICE",
+        "/nick carol",
+    ] {
         bob.send(bad);
         bob.expect_prefix("! ");
     }
@@ -761,7 +771,9 @@ fn sigterm_sends_the_shutdown_notice_then_closes() {
     for peer in peers {
         let line = log
             .lines()
-            .find(|l| event_name(l) == Some("disconnect") && field(l, "peer").as_deref() == Some(&*peer))
+            .find(|l| {
+                event_name(l) == Some("disconnect") && field(l, "peer").as_deref() == Some(&*peer)
+            })
             .unwrap_or_else(|| panic!("no disconnect for {peer}"));
         assert_eq!(field(line, "reason").as_deref(), Some("shutdown"), "{line}");
     }
@@ -813,7 +825,10 @@ fn crlf_clients_work_like_lf_clients() {
     q.expect_eof();
     lf.expect("* quin left");
     let names = std::fs::read_to_string(server.log_dir().join("names.tsv")).unwrap();
-    assert!(!names.contains('\r'), "a CR reached the names file: {names:?}");
+    assert!(
+        !names.contains('\r'),
+        "a CR reached the names file: {names:?}"
+    );
     finish(server);
 }
 
@@ -910,11 +925,18 @@ not-an-ip\tdave\n\
     let log = finish(server);
     let parsed = assert_log_well_formed(&log);
     let warnings: Vec<&LogLine> = parsed.iter().filter(|l| l.event == "warning").collect();
-    assert_eq!(warnings.len(), 4, "one warning per damaged line: {warnings:?}");
+    assert_eq!(
+        warnings.len(),
+        4,
+        "one warning per damaged line: {warnings:?}"
+    );
     for w in &warnings {
         assert_eq!(w.level, "WARN");
         assert_eq!(w.keys(), ["what", "error"], "{w:?}");
-        assert!(w.get("error").unwrap().contains("reason=exit \"q\""), "{w:?}");
+        assert!(
+            w.get("error").unwrap().contains("reason=exit \"q\""),
+            "{w:?}"
+        );
     }
     let stops: Vec<&LogLine> = parsed.iter().filter(|l| l.event == "stop").collect();
     assert_eq!(stops.len(), 1, "a forged stop line: {stops:?}");
@@ -932,7 +954,12 @@ fn fifty_users_each_receive_every_line_of_a_burst_in_order() {
     let mut users: Vec<User> = Vec::new();
     for i in 0..USERS {
         // Joined lines pile up for earlier users; their readers skip them.
-        users.push(User::join(&server, 10 + i as u8, &format!("u{i:02}"), &mut []));
+        users.push(User::join(
+            &server,
+            10 + i as u8,
+            &format!("u{i:02}"),
+            &mut [],
+        ));
     }
     let start = Arc::new(Barrier::new(USERS));
     let handles: Vec<_> = users
@@ -984,7 +1011,8 @@ fn fifty_users_each_receive_every_line_of_a_burst_in_order() {
     }
     let log = finish(server);
     assert!(
-        !log.lines().any(|l| field(l, "reason").as_deref() == Some("backlog")),
+        !log.lines()
+            .any(|l| field(l, "reason").as_deref() == Some("backlog")),
         "nobody here is slow"
     );
 }
@@ -1109,24 +1137,36 @@ fn hostile_text_and_names_cannot_forge_log_lines_or_keys() {
     a.send(&format!("/{hostile}"));
     a.expect_prefix("! ");
     let mut c = User::at_prompt(&server, 4);
-    for name in ["x=y", "\"q\"", "a\rb", "\x1b[31m", "n\r2026-01-01T00:00:00.000Z INFO  stop reason=console"] {
+    for name in [
+        "x=y",
+        "\"q\"",
+        "a\rb",
+        "\x1b[31m",
+        "n\r2026-01-01T00:00:00.000Z INFO  stop reason=console",
+    ] {
         c.send(name);
         c.expect_prefix("! ");
         c.expect(ASK_AGAIN);
     }
-    // On the console, where the text is logged.
+    // On the console, where the text is logged (also without a space, so
+    // only the `=` itself forces the quotes).
     server.console(hostile);
     a.expect("[server] x reason=exit conn=999 \"quoted\\\" [31m cr end");
     b.expect("[server] x reason=exit conn=999 \"quoted\\\" [31m cr end");
+    server.console("conn=999");
+    a.expect("[server] conn=999");
+    b.expect("[server] conn=999");
     c.send("exit");
     c.expect_eof();
 
     let log = finish(server);
     let parsed = assert_log_well_formed(&log);
     let console: Vec<&LogLine> = parsed.iter().filter(|l| l.event == "console").collect();
-    assert_eq!(console.len(), 1, "{console:?}");
-    assert_eq!(console[0].keys(), ["text"]);
-    assert_eq!(console[0].get("text"), Some(hostile));
+    assert_eq!(console.len(), 2, "{console:?}");
+    for (line, text) in console.iter().zip([hostile, "conn=999"]) {
+        assert_eq!(line.keys(), ["text"]);
+        assert_eq!(line.get("text"), Some(text));
+    }
     // No event got a key it does not have: `reason` only on disconnect and
     // stop, `conn=999` nowhere.
     for l in &parsed {
