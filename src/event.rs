@@ -386,10 +386,10 @@ pub fn record(event: &Event) {
     if log::log_enabled!(target: EVENT_TARGET, level) {
         log::log!(target: EVENT_TARGET, level, "{}", event.logfmt());
     }
-    if log::log_enabled!(target: EXPLAIN_TARGET, level) {
-        if let Some(sentence) = event.explain() {
-            log::log!(target: EXPLAIN_TARGET, level, "{sentence}");
-        }
+    if log::log_enabled!(target: EXPLAIN_TARGET, level)
+        && let Some(sentence) = event.explain()
+    {
+        log::log!(target: EXPLAIN_TARGET, level, "{sentence}");
     }
 }
 

@@ -166,7 +166,10 @@ impl RotatingFile {
             Ok(()) if self.policy.keep == 0 => "(deleted)".to_string(),
             Ok(()) => format!("{}.1", self.name),
             Err(e) => {
-                eprintln!("warning: cannot rotate the log file {}: {e}", active.display());
+                eprintln!(
+                    "warning: cannot rotate the log file {}: {e}",
+                    active.display()
+                );
                 self.len = 0;
                 self.name.clone()
             }
@@ -251,8 +254,11 @@ mod tests {
         let files: Vec<String> = (1..=5)
             .map(|k| read(dir.path(), &format!("t.log.{k}")))
             .collect();
-        assert!(files.iter().any(|t| t.lines().any(|l| l == long.trim_end())
-            && t.lines().count() == 1));
+        assert!(
+            files
+                .iter()
+                .any(|t| t.lines().any(|l| l == long.trim_end()) && t.lines().count() == 1)
+        );
         assert!(read(dir.path(), "t.log").contains("after"));
     }
 
@@ -271,7 +277,8 @@ mod tests {
         .unwrap();
         let t0 = Instant::now();
         let line = |b: &mut Vec<u8>| b.extend_from_slice(b"a\n");
-        let rot = |b: &mut Vec<u8>, to: &str| b.extend_from_slice(format!("rotate {to}\n").as_bytes());
+        let rot =
+            |b: &mut Vec<u8>, to: &str| b.extend_from_slice(format!("rotate {to}\n").as_bytes());
         f.push_line(t0, line, rot);
         f.push_line(t0 + Duration::from_secs(30), line, rot);
         f.flush();

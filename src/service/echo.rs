@@ -268,8 +268,18 @@ mod tests {
     #[test]
     fn exit_line_closes_after_echoing_what_came_before() {
         let exit = Some(DisconnectReason::Exit);
-        check_all_splits("exit", b"hello\nexit\nlost", false, echoed(b"hello\n", exit));
-        check_all_splits("exit", b"hi\r\nexit\r\nlost\n", false, echoed(b"hi\r\n", exit));
+        check_all_splits(
+            "exit",
+            b"hello\nexit\nlost",
+            false,
+            echoed(b"hello\n", exit),
+        );
+        check_all_splits(
+            "exit",
+            b"hi\r\nexit\r\nlost\n",
+            false,
+            echoed(b"hi\r\n", exit),
+        );
         check_all_splits("exit", b"exit\n", false, echoed(b"", exit));
         check_all_splits("bye", b"a\nbye\n", false, echoed(b"a\n", exit));
     }
@@ -327,7 +337,10 @@ mod tests {
         svc.on_open(KEY, peer, now, &mut fx);
         svc.on_recv(KEY, b"ex", now, &mut fx);
         svc.on_close(KEY, DisconnectReason::Reset, &mut fx);
-        let next = ConnKey { slot: KEY.slot, id: 10 };
+        let next = ConnKey {
+            slot: KEY.slot,
+            id: 10,
+        };
         svc.on_open(next, peer, now, &mut fx);
         svc.on_recv(next, b"it\n", now, &mut fx);
         let sent: Vec<u8> = fx
