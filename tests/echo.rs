@@ -20,7 +20,9 @@ fn echo_server() -> Server {
 
 /// Bytes from a small deterministic generator, different per `seed`.
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x = x
@@ -82,8 +84,16 @@ fn one_mib_streamed_both_ways_at_once() {
     let conn = server.conn_of(&reader);
     let line = server.wait_disconnect(conn);
     assert_eq!(field(&line, "reason").as_deref(), Some("eof"), "{line}");
-    assert_eq!(field(&line, "bytes_in").as_deref(), Some("1048576"), "{line}");
-    assert_eq!(field(&line, "bytes_out").as_deref(), Some("1048576"), "{line}");
+    assert_eq!(
+        field(&line, "bytes_in").as_deref(),
+        Some("1048576"),
+        "{line}"
+    );
+    assert_eq!(
+        field(&line, "bytes_out").as_deref(),
+        Some("1048576"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -161,7 +171,11 @@ fn half_close_still_gets_everything_back_then_eof() {
     assert!(back == data, "bytes after half-close differ");
     let line = server.wait_disconnect(conn);
     assert_eq!(field(&line, "reason").as_deref(), Some("eof"), "{line}");
-    assert_eq!(field(&line, "bytes_out").as_deref(), Some("65536"), "{line}");
+    assert_eq!(
+        field(&line, "bytes_out").as_deref(),
+        Some("65536"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -214,10 +228,7 @@ fn ipv6_loopback() {
         println!("note: skipping ipv6_loopback: this machine has no ::1");
         return;
     }
-    let server = Server::builder()
-        .no_chat()
-        .args(["--host", "::1"])
-        .start();
+    let server = Server::builder().no_chat().args(["--host", "::1"]).start();
     let addr = server.echo_addr();
     assert!(addr.is_ipv6());
     let want = format!("echo listening on [::1]:{}", addr.port());

@@ -12,7 +12,10 @@ use std::net::{Shutdown, TcpStream};
 use common::*;
 
 fn server_with(args: &[&str]) -> Server {
-    Server::builder().no_chat().args(args.iter().copied()).start()
+    Server::builder()
+        .no_chat()
+        .args(args.iter().copied())
+        .start()
 }
 
 /// Writes `data`, expects `echoed` back and then EOF (the server closed),
@@ -43,7 +46,11 @@ fn expect_echo_and_open(s: &mut TcpStream, data: &[u8]) {
         "echo of {data:?}"
     );
     s.write_all(b"still here\n").unwrap();
-    assert_eq!(read_line(s), "still here", "connection closed after {data:?}");
+    assert_eq!(
+        read_line(s),
+        "still here",
+        "connection closed after {data:?}"
+    );
 }
 
 #[test]

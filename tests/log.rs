@@ -105,8 +105,36 @@ fn every_line_parses_and_the_seven_events_carry_their_keys() {
     assert_eq!(stop.level, "INFO");
     assert_keys(stop, &["reason", "uptime"]);
     assert_eq!(stop.get("reason"), Some("signal"));
-    assert_eq!(events.last().unwrap().event, "stop", "stop is the last line");
+    assert_eq!(
+        events.last().unwrap().event,
+        "stop",
+        "stop is the last line"
+    );
     assert_eq!(events[0].event, "start", "start is the first line");
+}
+
+/// "A line is visible to `tail -F` within one reactor turn": the startup
+/// lines must reach the file while the server sits idle, not only once the
+/// first connection or signal wakes the loop. (Not a speed check: the wait
+/// is the usual 20 s deadline.)
+#[test]
+fn startup_lines_reach_the_file_without_any_traffic() {
+    let server = Server::builder().no_chat().start();
+    let line = server.wait_log("listen line in the file of an idle server", |l| {
+        event_name(l) == Some("listen")
+    });
+    assert_eq!(
+        field(&line, "addr"),
+        Some(server.echo_addr().to_string()),
+        "{line}"
+    );
+    assert!(
+        server
+            .log()
+            .lines()
+            .next()
+            .is_some_and(|l| event_name(l) == Some("start"))
+    );
 }
 
 #[test]
@@ -120,7 +148,10 @@ fn info_file_level_leaves_out_recv_and_send() {
     assert_eq!(send_and_finish(&mut s, b"abc"), b"abc");
     server.wait_disconnect(conn);
     let names: HashSet<String> = server.events().into_iter().map(|e| e.event).collect();
-    assert!(!names.contains("recv") && !names.contains("send"), "{names:?}");
+    assert!(
+        !names.contains("recv") && !names.contains("send"),
+        "{names:?}"
+    );
     assert!(names.contains("accept"), "{names:?}");
 }
 
@@ -168,7 +199,7 @@ fn log_files_oldest_first(dir: &Path) -> Vec<std::path::PathBuf> {
             (k, p)
         })
         .collect();
-    v.sort_by(|a, b| b.0.cmp(&a.0));
+    v.sort_by_key(|(k, _)| std::cmp::Reverse(*k));
     v.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -216,8 +247,14 @@ fn rotation_under_traffic_keeps_every_line_whole_in_one_file() {
     assert_eq!(server.wait_exit().code(), Some(0));
 
     let files = log_files_oldest_first(&server.log_dir());
-    assert!(files.len() <= 4, "more than keep=3 rotated files: {files:?}");
-    assert!(files.len() >= 3, "expected at least two rotations: {files:?}");
+    assert!(
+        files.len() <= 4,
+        "more than keep=3 rotated files: {files:?}"
+    );
+    assert!(
+        files.len() >= 3,
+        "expected at least two rotations: {files:?}"
+    );
     let mut all = Vec::new();
     for (i, p) in files.iter().enumerate() {
         let text = std::fs::read_to_string(p).unwrap();
@@ -247,7 +284,10 @@ fn rotation_under_traffic_keeps_every_line_whole_in_one_file() {
     assert!(count("rotate") >= 2, "rotate events: {}", count("rotate"));
     assert_eq!(count("accept"), CLIENTS);
     for e in all.iter().filter(|e| e.event == "rotate") {
-        assert!(e.get("file").is_some_and(|f| f.starts_with("echochat.log")), "{e:?}");
+        assert!(
+            e.get("file").is_some_and(|f| f.starts_with("echochat.log")),
+            "{e:?}"
+        );
     }
     // Per connection, the recv and send lines add up exactly to the bytes
     // exchanged: a lost or duplicated line would break the sum.

@@ -245,12 +245,14 @@ fn spawn_line_reader<R: Read + Send + 'static>(
     thread::spawn(move || {
         for line in BufReader::new(r).lines() {
             let Ok(line) = line else { break };
+            // Stored before it is announced, so whoever hears of the line
+            // (e.g. `await_listening`) also finds it in `sink`.
+            sink.lock().unwrap().push(line.clone());
             if let Some(tx) = &tx {
-                let _ = tx.send(line.clone());
+                let _ = tx.send(line);
             }
-            sink.lock().unwrap().push(line);
         }
-    });
+    })
 }
 
 impl Server {
@@ -375,7 +377,12 @@ impl Drop for Server {
 pub fn proc_stat_field(pid: u32, n: usize) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 2..];
-    after.split_whitespace().nth(n - 2).unwrap().parse().unwrap()
+    after
+        .split_whitespace()
+        .nth(n - 2)
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Poll `cond` every few milliseconds until it holds; fail the test saying
@@ -419,10 +426,16 @@ pub fn read_line(s: &mut TcpStream) -> String {
     let mut b = [0u8; 1];
     loop {
         match s.read(&mut b) {
-            Ok(0) => panic!("EOF while reading a line; got so far {:?}", String::from_utf8_lossy(&out)),
+            Ok(0) => panic!(
+                "EOF while reading a line; got so far {:?}",
+                String::from_utf8_lossy(&out)
+            ),
             Ok(_) if b[0] == b'\n' => break,
             Ok(_) => out.push(b[0]),
-            Err(e) => panic!("read_line failed: {e}; got so far {:?}", String::from_utf8_lossy(&out)),
+            Err(e) => panic!(
+                "read_line failed: {e}; got so far {:?}",
+                String::from_utf8_lossy(&out)
+            ),
         }
     }
     String::from_utf8(out).expect("utf-8 line")
@@ -453,7 +466,10 @@ pub fn fields(line: &str) -> Vec<(String, String)> {
                 }
                 end += 1;
             }
-            (q[..end.min(q.len())].to_string(), &q[(end + 1).min(q.len())..])
+            (
+                q[..end.min(q.len())].to_string(),
+                &q[(end + 1).min(q.len())..],
+            )
         } else {
             let end = after.find(' ').unwrap_or(after.len());
             (after[..end].to_string(), &after[end..])
@@ -466,7 +482,10 @@ pub fn fields(line: &str) -> Vec<(String, String)> {
 
 /// The value of `key` in a logfmt line.
 pub fn field(line: &str, key: &str) -> Option<String> {
-    fields(line).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    fields(line)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
 }
 
 /// The event name of a log line (`TIMESTAMP LEVEL EVENT ...`).
@@ -543,7 +562,9 @@ pub fn parse_log_line(line: &str) -> Result<LogLine, String> {
     if !ts_ok {
         return Err(format!("bad timestamp in {line:?}"));
     }
-    let level = line.get(25..30).ok_or_else(|| format!("no level in {line:?}"))?;
+    let level = line
+        .get(25..30)
+        .ok_or_else(|| format!("no level in {line:?}"))?;
     if !["INFO ", "DEBUG", "WARN ", "ERROR"].contains(&level) || !lit(30, b' ') {
         return Err(format!("bad level {level:?} in {line:?}"));
     }
@@ -673,6 +694,7 @@ pub fn parse_all(text: &str) -> Vec<LogLine> {
 #[track_caller]
 pub fn send_and_finish(s: &mut TcpStream, data: &[u8]) -> Vec<u8> {
     s.write_all(data).expect("write");
-    s.shutdown(std::net::Shutdown::Write).expect("shutdown(Write)");
+    s.shutdown(std::net::Shutdown::Write)
+        .expect("shutdown(Write)");
     read_to_eof(s)
 }
