@@ -241,3 +241,21 @@ fn ipv6_loopback() {
     let back = send_and_finish(&mut s, b"hello over v6\n");
     assert_eq!(back, b"hello over v6\n");
 }
+
+#[test]
+fn abrupt_close_is_reason_reset_and_harms_no_one_else() {
+    let server = echo_server();
+    let mut other = connect(server.echo_addr());
+    let mut s = connect(server.echo_addr());
+    let conn = server.conn_of(&s);
+    s.write_all(b"a").unwrap();
+    assert_eq!(read_exact(&mut s, 1), b"a");
+    // SO_LINGER with a zero timeout makes close(2) send RST instead of FIN.
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    let line = server.wait_disconnect(conn);
+    assert_eq!(field(&line, "reason").as_deref(), Some("reset"), "{line}");
+    assert_eq!(send_and_finish(&mut other, b"fine\n"), b"fine\n");
+}
