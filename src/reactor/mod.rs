@@ -591,7 +591,7 @@ impl Reactor {
                         &mut self.fx,
                     );
                     self.apply_effects();
-                    if n < chunk && !read_closed {
+                    if n < chunk && !read_closed && cfg!(target_os = "linux") {
                         return;
                     }
                     budget = budget.saturating_sub(n);
