@@ -521,7 +521,8 @@ mod tests {
 
     #[test]
     fn quit_words_are_found_at_every_split() {
-        let cases: &[(&[u8], Option<(usize, &str)>)] = &[
+        type Case = (&'static [u8], Option<(usize, &'static str)>);
+        let cases: &[Case] = &[
             (b"hi\nexit\nmore\n", Some((8, "exit"))),
             (b"exit\r\n", Some((6, "exit"))),
             (b"/quit\n", Some((6, "/quit"))),
