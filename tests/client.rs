@@ -255,9 +255,19 @@ fn chat_in_a_pipe_registers_says_hello_and_leaves() {
 }
 
 #[test]
-fn chat_quits_on_exit_and_at_the_name_prompt() {
+fn chat_quits_at_the_name_prompt_and_on_quit() {
     let server = Server::start();
     let port = port_arg(server.chat_addr());
+    // End of input before any name (the names file is still empty, so the
+    // server asks): the client's `exit` disconnects at the name prompt.
+    let run = run_client(&["chat", "--port", &port], Input::Null);
+    assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
+    assert!(String::from_utf8_lossy(&run.stdout).contains("what is your name?"));
+    assert!(
+        run.stderr.contains("disconnected (end of input)"),
+        "{}",
+        run.stderr
+    );
     // `/quit` after joining: nothing after it is sent.
     let run = run_client(
         &["chat", "--port", &port],
@@ -266,11 +276,6 @@ fn chat_quits_on_exit_and_at_the_name_prompt() {
     assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
     assert!(run.stderr.contains("you typed '/quit'"), "{}", run.stderr);
     assert!(String::from_utf8_lossy(&run.stdout).contains("* hello, cat"));
-    // End of input before any name: the client's `exit` disconnects at
-    // the name prompt.
-    let run = run_client(&["chat", "--port", &port], Input::Null);
-    assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
-    assert!(String::from_utf8_lossy(&run.stdout).contains("what is your name?"));
     let exits = || {
         server
             .log()
