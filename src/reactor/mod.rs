@@ -32,6 +32,7 @@ use slab::Slab;
 use crate::cli::{PortRange, ServeArgs};
 use crate::event::{self, DisconnectReason, Event, StopReason};
 use crate::logging::{self, LogConfig, LogHandle, RotatePolicy};
+use crate::service::chat::{ChatConfig, ChatRoom};
 use crate::service::echo::EchoService;
 use crate::service::{ConnKey, Effect, Effects, Service};
 use conn::{BufPool, Conn};
@@ -42,16 +43,20 @@ use token::Source;
 /// What a client over `--max-clients` is told before it is closed.
 pub const FULL_LINE: &[u8] = b"! server full, try again later\n";
 
-/// Descriptors kept free beyond `--max-clients`: listeners, the log file,
-/// epoll, the signal pipe, stdin, the names file, a refused connection...
-const RESERVED_FDS: u64 = 64;
+/// Descriptors kept free beyond `--max-clients`: stdio, epoll, the signal
+/// pipe, listeners, the log file, the names file being rewritten, and a few
+/// refused connections (each needs a descriptor until it is told "full").
+/// A burst of refusals larger than that spare meets `EMFILE`, which pauses
+/// accepting until the refused sockets are closed at the end of the turn.
+const RESERVED_FDS: u64 = 16;
 /// Most connections accepted per listener event before the others get a
 /// turn (a connect storm must not starve connected clients).
 const ACCEPT_BUDGET: usize = 256;
 /// Least bytes read from one connection per event before moving on (one
 /// busy client must not starve the others); at least one `--read-chunk`.
 const READ_BUDGET: usize = 64 * 1024;
-/// Largest `--read-chunk` accepted (the read buffer is allocated once).
+/// Largest `--read-chunk` (the read buffer is allocated once) and
+/// `--max-line` (a partial line may be buffered per connection).
 const MAX_READ_CHUNK: usize = 16 << 20;
 
 /// Why `serve` stopped with an error.
@@ -95,6 +100,13 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
             args.read_chunk
         )));
     }
+    let max_line = args.max_line.as_usize();
+    if max_line == 0 || max_line > MAX_READ_CHUNK {
+        return Err(Error::Config(format!(
+            "--max-line {} is out of range; use 1B to 16MiB",
+            args.max_line
+        )));
+    }
     if args.log_max_size.bytes() == 0 {
         return Err(Error::Config(
             "--log-max-size must be more than 0 bytes; use e.g. 10MiB".into(),
@@ -123,6 +135,16 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
     let mut services: Vec<(Box<dyn Service>, PortRange)> = Vec::new();
     if !args.no_echo {
         services.push((Box::new(EchoService::new(&args.exit_word)), args.echo_ports));
+    }
+    if !args.no_chat {
+        let (chat, warnings) = ChatRoom::new(ChatConfig {
+            max_line_bytes: args.max_line.as_usize(),
+            names_path: args.names_path(),
+        });
+        for warning in &warnings {
+            event::record(warning);
+        }
+        services.push((Box::new(chat), args.chat_ports));
     }
     let config = Config {
         max_clients,
@@ -173,13 +195,10 @@ fn fit_descriptor_limit(max_clients: usize) -> usize {
     if max_clients > fits {
         let lowered = fits.max(1);
         event::record(&Event::Limit {
+            requested: max_clients,
             max_clients: lowered,
             nofile,
         });
-        log::warn!(
-            target: "echochat",
-            "--max-clients {max_clients} does not fit the descriptor limit {nofile}; using {lowered}"
-        );
         return lowered;
     }
     max_clients
@@ -436,14 +455,19 @@ impl Reactor {
             match listener.socket.accept() {
                 Ok((stream, peer)) => {
                     let service = listener.service;
-                    if std::mem::take(&mut listener.failing) {
-                        event::record(&Event::AcceptResume {
-                            service: self.services[service].name(),
-                        });
-                    }
                     self.admit(stream, peer, service);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The queue is empty: whatever the episode was, it is
+                    // over (this is when it ends, not at the first success,
+                    // so a burst logs one error and one resume).
+                    if std::mem::take(&mut listener.failing) {
+                        event::record(&Event::AcceptResume {
+                            service: self.services[listener.service].name(),
+                        });
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     let exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
@@ -567,7 +591,7 @@ impl Reactor {
                         &mut self.fx,
                     );
                     self.apply_effects();
-                    if n < chunk && !read_closed {
+                    if n < chunk && !read_closed && cfg!(target_os = "linux") {
                         return;
                     }
                     budget = budget.saturating_sub(n);
