@@ -289,6 +289,15 @@ impl Event {
             Event::Limit { max_clients, nofile, .. } => format!(
                 "every connection needs a file descriptor and this process may open only {nofile}, so --max-clients was lowered to {max_clients}"
             ),
+            Event::Join { name, .. } => format!(
+                "the connection sent a free name ({name}); from now on its lines are relayed to the room"
+            ),
+            Event::Leave { name, .. } => format!(
+                "{name} left the room; the others were told before the socket closed"
+            ),
+            Event::Console { .. } => {
+                "a line typed on the server's stdin, which the loop watches like one more socket, went to every chat user".to_string()
+            }
             _ => return None,
         })
     }
