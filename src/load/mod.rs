@@ -336,4 +336,83 @@ mod tests {
         assert_eq!(r.connect_errors_by_cause[0], (ConnectCause::Refused, 5));
         assert_eq!(r.messages, 0);
     }
+
+    /// A chat room: one thread per user, the protocol's handshake and
+    /// relay. Every second user is greeted `* welcome back, NAME`, as the
+    /// real server does for a remembered IP.
+    fn spawn_chat_server(max_conns: usize) -> u16 {
+        use std::io::{BufRead, BufReader};
+        use std::sync::Mutex;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let room: Arc<Mutex<Vec<(String, std::net::TcpStream)>>> = Arc::default();
+        std::thread::spawn(move || {
+            for (n, s) in l.incoming().take(max_conns).enumerate() {
+                let Ok(mut s) = s else { continue };
+                let room = Arc::clone(&room);
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(s.try_clone().unwrap());
+                    let mut line = String::new();
+                    let name = if n % 2 == 1 {
+                        let name = format!("old{n}");
+                        let _ = writeln!(s, "* welcome back, {name}");
+                        name
+                    } else {
+                        let _ = writeln!(s, "* welcome to echochat; what is your name?");
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let name = line.trim().to_string();
+                        let _ = writeln!(s, "* hello, {name}");
+                        name
+                    };
+                    let broadcast = |room: &Mutex<Vec<(String, std::net::TcpStream)>>, text: &str| {
+                        for (other, w) in room.lock().unwrap().iter_mut() {
+                            if *other != name {
+                                let _ = w.write_all(text.as_bytes());
+                            }
+                        }
+                    };
+                    broadcast(&room, &format!("* {name} joined\n"));
+                    room.lock().unwrap().push((name.clone(), s.try_clone().unwrap()));
+                    loop {
+                        line.clear();
+                        match r.read_line(&mut line) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => broadcast(&room, &format!("{name}: {}", line)),
+                        }
+                    }
+                    room.lock().unwrap().retain(|(other, _)| *other != name);
+                });
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn chat_against_a_thread_server_delivers_everything() {
+        let port = spawn_chat_server(6);
+        let args = LoadChatArgs {
+            common: LoadCommon {
+                host: "127.0.0.1".into(),
+                port: Some(port),
+                clients: 6,
+                duration: HumanDuration(Duration::from_millis(500)),
+                threads: 2,
+                connect_burst: 2,
+                json: true,
+            },
+            rate: 20.0,
+        };
+        let r = run_chat(&args).unwrap();
+        assert_eq!(r.connected, 6, "{r:?}");
+        assert_eq!(r.connect_errors, 0);
+        let c = r.chat.as_ref().unwrap();
+        assert!(r.messages >= 6, "{r:?}");
+        assert_eq!(c.expected, r.messages * 5);
+        assert_eq!(c.delivered, c.expected, "{r:?}");
+        assert_eq!(r.verify_errors, 0);
+        assert_eq!(r.io_errors, 0);
+        assert_eq!(r.latency_samples, c.delivered);
+    }
 }
