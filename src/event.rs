@@ -180,6 +180,7 @@ pub enum Event {
     },
     /// `--max-clients` was lowered to fit the descriptor limit.
     Limit {
+        requested: usize,
         max_clients: usize,
         nofile: u64,
     },
@@ -285,8 +286,17 @@ impl Event {
             Event::AcceptResume { .. } => {
                 "a descriptor is free again, so the server accepts new connections again".to_string()
             }
-            Event::Limit { .. } => {
-                "every connection needs a file descriptor, and the process may not open more than its limit".to_string()
+            Event::Limit { max_clients, nofile, .. } => format!(
+                "every connection needs a file descriptor and this process may open only {nofile}, so --max-clients was lowered to {max_clients}"
+            ),
+            Event::Join { name, .. } => format!(
+                "the connection sent a free name ({name}); from now on its lines are relayed to the room"
+            ),
+            Event::Leave { name, .. } => format!(
+                "{name} left the room; the others were told before the socket closed"
+            ),
+            Event::Console { .. } => {
+                "a line typed on the server's stdin, which the loop watches like one more socket, went to every chat user".to_string()
             }
             _ => return None,
         })
@@ -346,11 +356,13 @@ impl fmt::Display for Logfmt<'_> {
             }
             Event::AcceptResume { service } => write!(f, " service={service}"),
             Event::Limit {
+                requested,
                 max_clients,
                 nofile,
-            } => {
-                write!(f, " max_clients={max_clients} nofile={nofile}")
-            }
+            } => write!(
+                f,
+                " requested={requested} max_clients={max_clients} nofile={nofile}"
+            ),
             Event::Join { conn, name } | Event::Leave { conn, name } => {
                 write!(f, " service=chat conn={conn} name={}", Value(name))
             }
@@ -386,10 +398,10 @@ pub fn record(event: &Event) {
     if log::log_enabled!(target: EVENT_TARGET, level) {
         log::log!(target: EVENT_TARGET, level, "{}", event.logfmt());
     }
-    if log::log_enabled!(target: EXPLAIN_TARGET, level) {
-        if let Some(sentence) = event.explain() {
-            log::log!(target: EXPLAIN_TARGET, level, "{sentence}");
-        }
+    if log::log_enabled!(target: EXPLAIN_TARGET, level)
+        && let Some(sentence) = event.explain()
+    {
+        log::log!(target: EXPLAIN_TARGET, level, "{sentence}");
     }
 }
 

@@ -1,2 +1,186 @@
-//! Logging (stub, being written).
+//! Where lifecycle lines go: `fern` sends each record to the rotating log
+//! file (at `--log-level`) and to the console (at `--console-level`, with
+//! the `--explain` sentences).
+//!
+//! The file output does not write per line: it appends to the batch of a
+//! [`RotatingFile`], and the reactor calls [`LogHandle::flush`] once per
+//! turn. Lines are `TIMESTAMP LEVEL EVENT key=value ...`; the event part is
+//! produced by `event.rs` (the only place that formats events), the
+//! timestamp by `humantime` (RFC 3339, UTC, milliseconds).
+//!
+//! Read `rotate.rs` for how rotation keeps lines whole, and `logfmt.rs` for
+//! how values from the network are escaped.
+
 pub mod logfmt;
+pub mod rotate;
+
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+
+use crate::event::{EXPLAIN_TARGET, Event};
+pub use rotate::{RotatePolicy, RotatingFile};
+
+/// Everything logging needs from the command line.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub dir: PathBuf,
+    pub file_name: String,
+    pub policy: RotatePolicy,
+    pub file_level: log::LevelFilter,
+    pub console_level: log::LevelFilter,
+    pub explain: bool,
+}
+
+/// Why logging could not start.
+#[derive(Debug)]
+pub enum Error {
+    Dir(PathBuf, std::io::Error),
+    File(PathBuf, std::io::Error),
+    AlreadySet,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Dir(p, e) => write!(
+                f,
+                "cannot create the log directory '{}': {e}; choose a writable one with --log-dir",
+                p.display()
+            ),
+            Error::File(p, e) => write!(
+                f,
+                "cannot write the log file '{}': {e}; choose a writable --log-dir or --log-file",
+                p.display()
+            ),
+            Error::AlreadySet => f.write_str("logging was already set up in this process"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The reactor's handle on the log file: flush the turn's batch.
+#[derive(Clone)]
+pub struct LogHandle {
+    file: Arc<Mutex<RotatingFile>>,
+}
+
+impl LogHandle {
+    /// Writes the lines batched since the last flush (one `write(2)`).
+    pub fn flush(&self) {
+        lock(&self.file).flush();
+    }
+}
+
+fn lock(m: &Mutex<RotatingFile>) -> MutexGuard<'_, RotatingFile> {
+    // A panic while holding the lock cannot leave the batch half-written in
+    // a way that matters more than losing the log; keep logging.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sets up the global logger: the rotating file and the console.
+///
+/// # Errors
+/// When the directory cannot be created or the file opened for writing.
+pub fn init(cfg: &LogConfig) -> Result<LogHandle, Error> {
+    std::fs::create_dir_all(&cfg.dir).map_err(|e| Error::Dir(cfg.dir.clone(), e))?;
+    let path = cfg.dir.join(&cfg.file_name);
+    let file = RotatingFile::open(&cfg.dir, &cfg.file_name, cfg.policy.clone())
+        .map_err(|e| Error::File(path, e))?;
+    let file = Arc::new(Mutex::new(file));
+
+    let sink = Arc::clone(&file);
+    let clock = Mutex::new(Clock::default());
+    let file_output = fern::Dispatch::new()
+        .level(cfg.file_level)
+        .filter(|meta| meta.target() != EXPLAIN_TARGET)
+        .chain(fern::Output::call(move |record| {
+            let stamp = lock_clock(&clock).now();
+            let level = record.level();
+            lock(&sink).push_line(
+                Instant::now(),
+                |buf| write_line(buf, &stamp, level, record.args()),
+                |buf, moved_to| {
+                    let event = Event::Rotate {
+                        file: moved_to.to_string(),
+                    };
+                    write_line(buf, &stamp, event.level(), &event.logfmt());
+                },
+            );
+        }));
+
+    let explain = cfg.explain;
+    let console = fern::Dispatch::new()
+        .level(cfg.console_level)
+        .filter(move |meta| meta.target() != EXPLAIN_TARGET || explain)
+        .format(|out, message, record| {
+            if record.target() == EXPLAIN_TARGET {
+                out.finish(format_args!("      -> {message}"))
+            } else {
+                let stamp = humantime::format_rfc3339_millis(SystemTime::now());
+                out.finish(format_args!("{stamp} {:<5} {message}", record.level()))
+            }
+        })
+        .chain(std::io::stdout());
+
+    fern::Dispatch::new()
+        .chain(file_output)
+        .chain(console)
+        .apply()
+        .map_err(|_| Error::AlreadySet)?;
+    Ok(LogHandle { file })
+}
+
+fn lock_clock(m: &Mutex<Clock>) -> MutexGuard<'_, Clock> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `TIMESTAMP LEVEL message\n`, the level padded to five characters as in
+/// the contract's examples (`INFO  accept`, `DEBUG recv`).
+fn write_line(buf: &mut Vec<u8>, stamp: &Stamp, level: log::Level, message: &dyn fmt::Display) {
+    // Writing into a Vec cannot fail.
+    let _ = writeln!(buf, "{stamp} {level:<5} {message}");
+}
+
+/// Formats the timestamp once per millisecond, not once per line: under
+/// load many lines share a millisecond. No allocation per line.
+#[derive(Default)]
+struct Clock {
+    millis: u128,
+    stamp: Stamp,
+}
+
+impl Clock {
+    fn now(&mut self) -> Stamp {
+        let now = SystemTime::now();
+        let millis = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        if millis != self.millis || self.stamp.len == 0 {
+            self.millis = millis;
+            let mut stamp = Stamp::default();
+            let mut cursor = std::io::Cursor::new(&mut stamp.bytes[..]);
+            // 24 bytes ("2026-11-22T13:53:12.123Z") always fit in 32.
+            let _ = write!(cursor, "{}", humantime::format_rfc3339_millis(now));
+            stamp.len = cursor.position() as usize;
+            self.stamp = stamp;
+        }
+        self.stamp
+    }
+}
+
+/// An RFC 3339 timestamp kept inline (it is always ASCII).
+#[derive(Clone, Copy, Default)]
+struct Stamp {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl fmt::Display for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?"))
+    }
+}

@@ -1,1 +1,1403 @@
-//! The chat service (stub; see issue #3).
+//! The chat service: a room of named users, as a pure state machine.
+//!
+//! Like the echo service it never touches a socket: the reactor hands it
+//! bytes and lifecycle news, and it answers with [`Effects`]. Each
+//! connection's bytes go through its own [`LineDecoder`] (`codec.rs`), which
+//! turns whatever one `recv` returned into whole lines; every line is then
+//! handled by the rules of `DESIGN.md` ("Chat protocol"):
+//!
+//! 1. On connect, a client whose IP is in the names file (`names.rs`) and
+//!    whose remembered name is free gets `* welcome back, NAME` and joins at
+//!    once; otherwise `* welcome to echochat; what is your name?`, and each
+//!    line is a name candidate until one is good (`* hello, NAME`). A bad or
+//!    taken name gets one `! reason` line and `* what is your name?`. A lone
+//!    `exit` at the prompt disconnects (`reason=exit`).
+//! 2. Joining sends `* NAME joined` to everyone else.
+//! 3. Any other line goes to every other user as `NAME: text`.
+//! 4. `/nick NEW`, `/who`, `/msg NAME text`, `/help`, `/quit` (and a lone
+//!    `exit`); leaving, for any reason, sends `* NAME left` to the others.
+//! 5. Errors are one `! ` line and the connection stays open.
+//! 6. Control characters are removed from relayed text and refused in names.
+//! 7. Console lines go to every joined user as `[server] text`.
+//!
+//! Choices where the contract is silent:
+//! - **Names** may use letters of any script (`Олена`), ASCII digits, `_`
+//!   and `-`; spaces and tabs around a name candidate are trimmed.
+//!   Uniqueness is case-insensitive (Unicode lowercase), and `/nick` may
+//!   change only the case of one's own name.
+//! - **Empty lines** (or lines that are empty once control characters are
+//!   removed, or only whitespace) are ignored in the room; at the name prompt
+//!   an empty line is a bad name like any other.
+//! - **Silence means success** for the sender of a message or a whisper:
+//!   as with `NAME: text`, the sender gets no copy. `/nick` answers
+//!   `* you are now NEW`. `/quit` and `exit` close without a goodbye line —
+//!   the closed connection is the answer.
+//! - **`/who`** lists names sorted case-insensitively, the asker included.
+//!   In a huge room (a load test) the line is capped near `max_line_bytes`
+//!   (at least 1 KiB) and ends `..., and N more`, so a client's own line
+//!   limit never rejects it.
+//! - **Commands** are matched without regard to ASCII case (`/WHO` works);
+//!   anything after `/who`, `/help` or `/quit` is ignored.
+//! - **Unterminated last line**: when the peer sends FIN, a last line
+//!   without `\n` is still handled, then the connection closes (`eof`).
+//! - **Console lines** go to joined users only (a connection still at the
+//!   name prompt is not in the room); `* server shutting down` goes to every
+//!   chat connection. During a shutdown, departures are not announced, so
+//!   closing N users does not send N² `left` lines.
+//! - A user the server drops (backlog, FIN, `/quit`) leaves the room at
+//!   once, so nothing more is queued for a connection that is closing.
+//!
+//! Costs: a connection holds a `Member` (88 bytes on x86-64: its IP, its
+//! decoder, its stage and name) — the decoder's buffer exists only while a line spans
+//! two reads. A broadcast line is formatted once into an `Rc<[u8]>` and the
+//! same buffer is queued for every receiver, so a message to N users costs
+//! one allocation, not N copies. Handling lines allocates nothing else on
+//! the message path.
+//!
+//! Read `names.rs` for the names file, then the tests at the bottom: a room
+//! of three users driven entirely in memory.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::codec::{Line, LineDecoder};
+use crate::event::{DisconnectReason, Event};
+use crate::names::{NamesFile, check_name};
+use crate::service::{ConnKey, Effects, Service};
+
+/// What the chat room needs from the command line.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// `--max-line`: the longest line accepted, terminator not counted.
+    pub max_line_bytes: usize,
+    /// `--names-file`: where names are remembered by client IP.
+    pub names_path: PathBuf,
+}
+
+const GREETING: &[u8] = b"* welcome to echochat; what is your name?\n";
+const ASK_AGAIN: &[u8] = b"* what is your name?\n";
+const SHUTTING_DOWN: &[u8] = b"* server shutting down\n";
+const INVALID_UTF8: &[u8] = b"! invalid UTF-8, line ignored\n";
+const HELP: &[u8] = b"* commands:\n\
+* /nick NEW       change your name\n\
+* /who            list who is online\n\
+* /msg NAME text  send text to one user only\n\
+* /help           this list\n\
+* /quit or exit   leave the chat\n\
+* any other line goes to everyone else\n";
+
+/// The `/who` line is capped at `max_line_bytes`, but never below this.
+const WHO_MIN_BYTES: usize = 1024;
+
+/// The `what=` of warnings about the names file.
+const NAMES_WARNING: &str = "names-file";
+
+/// The chat room; see the module docs.
+#[derive(Debug)]
+pub struct ChatRoom {
+    /// `--max-line`, for each new connection's decoder and the error text.
+    max_line_bytes: usize,
+    /// Remembered names by IP, saved on every name choice or change.
+    names: NamesFile,
+    /// Every open chat connection, joined or not.
+    members: HashMap<ConnKey, Member>,
+    /// Joined users by case-folded name: uniqueness, `/msg` lookup, and the
+    /// list of receivers for a broadcast.
+    online: HashMap<Box<str>, ConnKey>,
+    /// Reused to format lines, so a message costs only its shared buffer.
+    scratch: Vec<u8>,
+    /// A graceful stop began: departures are no longer announced.
+    shutting_down: bool,
+}
+
+/// One chat connection.
+#[derive(Debug)]
+struct Member {
+    /// The client's IP, the key of the names file.
+    ip: IpAddr,
+    /// Splits this connection's bytes into lines.
+    decoder: LineDecoder,
+    /// Where the connection is in the protocol.
+    stage: Stage,
+}
+
+#[derive(Debug)]
+enum Stage {
+    /// Asked for a name; every line is a candidate.
+    Naming,
+    /// In the room under this name.
+    Joined { name: Box<str> },
+    /// Left (or is being closed): its input is ignored, nothing is sent.
+    Left,
+}
+
+impl ChatRoom {
+    /// A room that remembers names in `config.names_path`. The events are
+    /// warnings from loading that file (damaged lines, an unreadable file),
+    /// for the caller to record; a missing file is simply empty.
+    pub fn new(config: ChatConfig) -> (ChatRoom, Vec<Event>) {
+        let (names, problems) = NamesFile::load(config.names_path);
+        let warnings = problems
+            .into_iter()
+            .map(|p| Event::Warning {
+                what: NAMES_WARNING,
+                error: p.to_string(),
+            })
+            .collect();
+        let room = ChatRoom {
+            max_line_bytes: config.max_line_bytes,
+            names,
+            members: HashMap::new(),
+            online: HashMap::new(),
+            scratch: Vec::new(),
+            shutting_down: false,
+        };
+        (room, warnings)
+    }
+
+    /// Open chat connections (joined or still at the name prompt).
+    pub fn connections(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Users in the room.
+    pub fn online(&self) -> usize {
+        self.online.len()
+    }
+
+    /// One decoded line from `key`.
+    fn on_line(&mut self, key: ConnKey, line: Line<'_>, fx: &mut Effects) {
+        let Some(member) = self.members.get(&key) else {
+            return;
+        };
+        let naming = match member.stage {
+            Stage::Left => return,
+            Stage::Naming => true,
+            Stage::Joined { .. } => false,
+        };
+        match line {
+            Line::TooLong => {
+                self.scratch.clear();
+                push_all(
+                    &mut self.scratch,
+                    &[
+                        "! line too long (over ",
+                        &self.max_line_bytes.to_string(),
+                        " bytes), ignored\n",
+                    ],
+                );
+                fx.send(key, &self.scratch);
+                if naming {
+                    fx.send(key, ASK_AGAIN);
+                }
+            }
+            Line::InvalidUtf8(_) => {
+                fx.send(key, INVALID_UTF8);
+                if naming {
+                    fx.send(key, ASK_AGAIN);
+                }
+            }
+            Line::Text(text) if naming => self.on_name_candidate(key, text, fx),
+            Line::Text(text) => self.on_room_line(key, text, fx),
+        }
+    }
+
+    fn on_name_candidate(&mut self, key: ConnKey, text: &str, fx: &mut Effects) {
+        if text == "exit" {
+            self.drop_member(key, DisconnectReason::Exit, fx);
+            return;
+        }
+        let name = text.trim_matches(is_blank);
+        if let Err(e) = check_name(name) {
+            self.reply(key, &["! ", &e.to_string()], fx);
+            fx.send(key, ASK_AGAIN);
+        } else if self.online.contains_key(&*fold(name)) {
+            self.reply(key, &["! the name ", name, " is taken"], fx);
+            fx.send(key, ASK_AGAIN);
+        } else {
+            self.join(key, name, "* hello, ", fx);
+        }
+    }
+
+    /// Puts `key` in the room as `name` (already checked and free).
+    fn join(&mut self, key: ConnKey, name: &str, greeting: &str, fx: &mut Effects) {
+        let Some(member) = self.members.get_mut(&key) else {
+            return;
+        };
+        member.stage = Stage::Joined { name: name.into() };
+        let ip = member.ip;
+        self.online.insert(fold(name), key);
+        self.reply(key, &[greeting, name], fx);
+        self.broadcast(Some(key), &["* ", name, " joined"], fx);
+        fx.record(Event::Join {
+            conn: key.id,
+            name: name.to_string(),
+        });
+        self.remember(ip, name, fx);
+    }
+
+    /// Saves the name for the IP; a failure is a warning and chat goes on.
+    fn remember(&mut self, ip: IpAddr, name: &str, fx: &mut Effects) {
+        if let Err(e) = self.names.remember(ip, name) {
+            fx.record(Event::Warning {
+                what: NAMES_WARNING,
+                error: e.to_string(),
+            });
+        }
+    }
+
+    fn on_room_line(&mut self, key: ConnKey, text: &str, fx: &mut Effects) {
+        if text == "exit" {
+            self.drop_member(key, DisconnectReason::Exit, fx);
+        } else if text.starts_with('/') {
+            self.on_command(key, text, fx);
+        } else if has_visible(text) {
+            self.relay(key, text, fx);
+        }
+    }
+
+    /// `NAME: text` to every other user: the hot path, formatted once into
+    /// a shared buffer.
+    fn relay(&mut self, key: ConnKey, text: &str, fx: &mut Effects) {
+        if self.online.len() < 2 {
+            return; // nobody to hear it
+        }
+        let Some(Member {
+            stage: Stage::Joined { name },
+            ..
+        }) = self.members.get(&key)
+        else {
+            return;
+        };
+        self.scratch.clear();
+        self.scratch.extend_from_slice(name.as_bytes());
+        self.scratch.extend_from_slice(b": ");
+        push_clean(&mut self.scratch, text);
+        self.scratch.push(b'\n');
+        send_to_room(&self.online, Some(key), &self.scratch, fx);
+    }
+
+    fn on_command(&mut self, key: ConnKey, text: &str, fx: &mut Effects) {
+        let (command, rest) = match text.split_once(is_blank) {
+            Some((c, r)) => (c, r.trim_matches(is_blank)),
+            None => (text, ""),
+        };
+        let is = |word: &str| command.eq_ignore_ascii_case(word);
+        if is("/nick") {
+            self.nick(key, rest, fx);
+        } else if is("/who") {
+            self.who(key, fx);
+        } else if is("/msg") {
+            self.whisper(key, rest, fx);
+        } else if is("/help") {
+            fx.send(key, HELP);
+        } else if is("/quit") {
+            self.drop_member(key, DisconnectReason::Exit, fx);
+        } else {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(b"! unknown command ");
+            push_clean(&mut self.scratch, command);
+            self.scratch.extend_from_slice(b"; /help lists them\n");
+            fx.send(key, &self.scratch);
+        }
+    }
+
+    fn nick(&mut self, key: ConnKey, new: &str, fx: &mut Effects) {
+        if new.is_empty() {
+            fx.send(key, b"! usage: /nick NEW\n");
+            return;
+        }
+        if let Err(e) = check_name(new) {
+            self.reply(key, &["! ", &e.to_string()], fx);
+            return;
+        }
+        let Some(Member {
+            stage: Stage::Joined { name },
+            ip,
+            ..
+        }) = self.members.get_mut(&key)
+        else {
+            return;
+        };
+        if **name == *new {
+            self.reply(key, &["* you are already ", new], fx);
+            return;
+        }
+        let (old_fold, new_fold) = (fold(name), fold(new));
+        if old_fold != new_fold && self.online.contains_key(&new_fold) {
+            self.reply(key, &["! the name ", new, " is taken"], fx);
+            return;
+        }
+        let old = std::mem::replace(name, new.into());
+        let ip = *ip;
+        self.online.remove(&old_fold);
+        self.online.insert(new_fold, key);
+        self.reply(key, &["* you are now ", new], fx);
+        self.broadcast(Some(key), &["* ", &old, " is now ", new], fx);
+        fx.record(Event::Nick {
+            conn: key.id,
+            old: old.into(),
+            new: new.to_string(),
+        });
+        self.remember(ip, new, fx);
+    }
+
+    fn who(&mut self, key: ConnKey, fx: &mut Effects) {
+        let mut list: Vec<&str> = self
+            .online
+            .values()
+            .filter_map(|k| match &self.members.get(k)?.stage {
+                Stage::Joined { name } => Some(&**name),
+                _ => None,
+            })
+            .collect();
+        list.sort_by_cached_key(|n| n.to_lowercase());
+        let budget = self.max_line_bytes.max(WHO_MIN_BYTES);
+        self.scratch.clear();
+        self.scratch.extend_from_slice(b"* online: ");
+        for (i, name) in list.iter().enumerate() {
+            // Room for ", NAME" and a ", ... and N more" tail.
+            if i > 0 && self.scratch.len() + 2 + name.len() + 32 > budget {
+                push_all(
+                    &mut self.scratch,
+                    &[", ... and ", &(list.len() - i).to_string(), " more"],
+                );
+                break;
+            }
+            if i > 0 {
+                self.scratch.extend_from_slice(b", ");
+            }
+            self.scratch.extend_from_slice(name.as_bytes());
+        }
+        self.scratch.push(b'\n');
+        fx.send(key, &self.scratch);
+    }
+
+    /// `/msg NAME text`: `* SENDER whispers: text` to NAME only.
+    fn whisper(&mut self, key: ConnKey, rest: &str, fx: &mut Effects) {
+        let (target, text) = rest.split_once(is_blank).unwrap_or((rest, ""));
+        if target.is_empty() || !has_visible(text) {
+            fx.send(key, b"! usage: /msg NAME text\n");
+            return;
+        }
+        if check_name(target).is_err() {
+            // Not a possible name: do not echo arbitrary bytes back.
+            fx.send(key, b"! no such user\n");
+            return;
+        }
+        let Some(&to) = self.online.get(&*fold(target)) else {
+            self.reply(key, &["! no such user: ", target], fx);
+            return;
+        };
+        let Some(Member {
+            stage: Stage::Joined { name },
+            ..
+        }) = self.members.get(&key)
+        else {
+            return;
+        };
+        self.scratch.clear();
+        push_all(&mut self.scratch, &["* ", name, " whispers: "]);
+        push_clean(&mut self.scratch, text.trim_start_matches(is_blank));
+        self.scratch.push(b'\n');
+        fx.send(to, &self.scratch);
+    }
+
+    /// The user leaves the room now and the connection is closed: nothing
+    /// more is queued for it, and its later input is ignored.
+    fn drop_member(&mut self, key: ConnKey, reason: DisconnectReason, fx: &mut Effects) {
+        if matches!(
+            self.members.get(&key),
+            Some(Member {
+                stage: Stage::Left,
+                ..
+            }) | None
+        ) {
+            return; // already closing
+        }
+        self.leave(key, fx);
+        fx.close(key, reason);
+    }
+
+    /// Takes `key` out of the room (if it was in) and tells the others.
+    fn leave(&mut self, key: ConnKey, fx: &mut Effects) {
+        let Some(member) = self.members.get_mut(&key) else {
+            return;
+        };
+        let Stage::Joined { name } = std::mem::replace(&mut member.stage, Stage::Left) else {
+            return;
+        };
+        let folded = fold(&name);
+        if self.online.get(&folded) == Some(&key) {
+            self.online.remove(&folded);
+        }
+        if !self.shutting_down {
+            self.broadcast(None, &["* ", &name, " left"], fx);
+        }
+        fx.record(Event::Leave {
+            conn: key.id,
+            name: name.into(),
+        });
+    }
+
+    /// One line (`parts` joined, plus `\n`) to one connection.
+    fn reply(&mut self, key: ConnKey, parts: &[&str], fx: &mut Effects) {
+        self.scratch.clear();
+        push_all(&mut self.scratch, parts);
+        self.scratch.push(b'\n');
+        fx.send(key, &self.scratch);
+    }
+
+    /// One line (`parts` joined, plus `\n`) to every joined user but
+    /// `except`.
+    fn broadcast(&mut self, except: Option<ConnKey>, parts: &[&str], fx: &mut Effects) {
+        self.scratch.clear();
+        push_all(&mut self.scratch, parts);
+        self.scratch.push(b'\n');
+        send_to_room(&self.online, except, &self.scratch, fx);
+    }
+}
+
+/// Queues `line` for every joined user but `except`, as one shared buffer
+/// (allocated only if someone will receive it).
+fn send_to_room(
+    online: &HashMap<Box<str>, ConnKey>,
+    except: Option<ConnKey>,
+    line: &[u8],
+    fx: &mut Effects,
+) {
+    let mut shared: Option<Rc<[u8]>> = None;
+    for &to in online.values() {
+        if Some(to) != except {
+            let bytes = shared.get_or_insert_with(|| Rc::from(line));
+            fx.send_shared(to, bytes);
+        }
+    }
+}
+
+/// The separators of words in a command and around a name. Not
+/// `char::is_whitespace`: that includes U+0085 (NEL), a C1 control that
+/// must make a name invalid rather than be trimmed off it.
+fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// The case-insensitive form of a name, for uniqueness and lookup.
+fn fold(name: &str) -> Box<str> {
+    name.to_lowercase().into_boxed_str()
+}
+
+fn push_all(buf: &mut Vec<u8>, parts: &[&str]) {
+    for part in parts {
+        buf.extend_from_slice(part.as_bytes());
+    }
+}
+
+/// Whether a character may reach another user's terminal: every control
+/// character (C0, DEL, C1 — Unicode's `Cc`) could start an escape sequence
+/// or move the cursor; tab is harmless and kept.
+fn is_removed(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
+/// Appends `text` without the characters of [`is_removed`].
+fn push_clean(buf: &mut Vec<u8>, text: &str) {
+    if !text.chars().any(is_removed) {
+        buf.extend_from_slice(text.as_bytes());
+        return;
+    }
+    let mut utf8 = [0u8; 4];
+    for c in text.chars().filter(|&c| !is_removed(c)) {
+        buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+    }
+}
+
+/// Whether anything would be left to read once control characters and
+/// whitespace are ignored.
+fn has_visible(text: &str) -> bool {
+    text.chars().any(|c| !is_removed(c) && !c.is_whitespace())
+}
+
+impl Service for ChatRoom {
+    fn name(&self) -> &'static str {
+        "chat"
+    }
+
+    fn on_open(&mut self, key: ConnKey, peer: SocketAddr, _now: Instant, fx: &mut Effects) {
+        // An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d;
+        // remember it as a.b.c.d either way.
+        let ip = peer.ip().to_canonical();
+        self.members.insert(
+            key,
+            Member {
+                ip,
+                decoder: LineDecoder::new(self.max_line_bytes),
+                stage: Stage::Naming,
+            },
+        );
+        let remembered = self
+            .names
+            .get(ip)
+            .filter(|name| !self.online.contains_key(&*fold(name)))
+            .map(Box::<str>::from);
+        match remembered {
+            Some(name) => self.join(key, &name, "* welcome back, ", fx),
+            None => fx.send(key, GREETING),
+        }
+    }
+
+    fn on_recv(&mut self, key: ConnKey, bytes: &[u8], _now: Instant, fx: &mut Effects) {
+        let Some(member) = self.members.get_mut(&key) else {
+            return;
+        };
+        if matches!(member.stage, Stage::Left) {
+            return;
+        }
+        // Lend the decoder out so the line handler may use the whole room;
+        // `LineDecoder::new` allocates nothing.
+        let mut decoder = std::mem::replace(&mut member.decoder, LineDecoder::new(0));
+        decoder.feed(bytes, |line| self.on_line(key, line, fx));
+        if let Some(member) = self.members.get_mut(&key) {
+            member.decoder = decoder;
+        }
+    }
+
+    fn on_eof(&mut self, key: ConnKey, _now: Instant, fx: &mut Effects) {
+        let Some(member) = self.members.get_mut(&key) else {
+            return;
+        };
+        let mut decoder = std::mem::replace(&mut member.decoder, LineDecoder::new(0));
+        decoder.finish(|line| self.on_line(key, line, fx));
+        self.drop_member(key, DisconnectReason::Eof, fx);
+    }
+
+    fn on_backlog(&mut self, key: ConnKey, over: bool, fx: &mut Effects) {
+        // Chat drops a receiver that does not read rather than pausing the
+        // room for it or buffering without end (DESIGN.md, "Limits").
+        if over {
+            self.drop_member(key, DisconnectReason::Backlog, fx);
+        }
+    }
+
+    fn on_close(&mut self, key: ConnKey, _reason: DisconnectReason, fx: &mut Effects) {
+        self.leave(key, fx);
+        self.members.remove(&key);
+    }
+
+    fn on_console_line(&mut self, line: &str, fx: &mut Effects) {
+        fx.record(Event::Console {
+            text: line.to_string(),
+        });
+        if !has_visible(line) {
+            return;
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(b"[server] ");
+        push_clean(&mut self.scratch, line);
+        self.scratch.push(b'\n');
+        send_to_room(&self.online, None, &self.scratch, fx);
+    }
+
+    fn on_shutdown(&mut self, fx: &mut Effects) {
+        self.shutting_down = true;
+        let notice: Rc<[u8]> = Rc::from(SHUTTING_DOWN);
+        for (&key, member) in &self.members {
+            if !matches!(member.stage, Stage::Left) {
+                fx.send_shared(key, &notice);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A chat room driven entirely in memory: no sockets, no sleeps. The
+    //! `Room` harness plays the reactor: it applies the effects (collecting
+    //! each connection's output), and calls `on_close` for every close, as
+    //! the reactor does at the end of its turn.
+
+    use super::*;
+    use crate::service::Effect;
+    use std::collections::HashSet;
+    use std::path::Path;
+
+    struct Room {
+        chat: ChatRoom,
+        fx: Effects,
+        now: Instant,
+        next_id: u64,
+        /// Bytes queued for each connection, not yet read by the test.
+        out: HashMap<ConnKey, Vec<u8>>,
+        closed: Vec<(ConnKey, DisconnectReason)>,
+        gone: HashSet<ConnKey>,
+        events: Vec<Event>,
+        /// Keeps the names file's directory alive.
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    impl Room {
+        fn with_names(names_path: &Path, max_line_bytes: usize) -> (Room, Vec<Event>) {
+            let (chat, warnings) = ChatRoom::new(ChatConfig {
+                max_line_bytes,
+                names_path: names_path.to_path_buf(),
+            });
+            let room = Room {
+                chat,
+                fx: Effects::new(),
+                now: Instant::now(),
+                next_id: 0,
+                out: HashMap::new(),
+                closed: Vec::new(),
+                gone: HashSet::new(),
+                events: Vec::new(),
+                _dir: None,
+            };
+            (room, warnings)
+        }
+
+        fn new() -> Room {
+            Room::with_max_line(4096)
+        }
+
+        fn with_max_line(max_line_bytes: usize) -> Room {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut room, warnings) =
+                Room::with_names(&dir.path().join("names.tsv"), max_line_bytes);
+            assert!(warnings.is_empty());
+            room._dir = Some(dir);
+            room
+        }
+
+        fn names_path(&self) -> PathBuf {
+            self.chat.names.path().to_path_buf()
+        }
+
+        fn connect(&mut self, ip: &str) -> ConnKey {
+            self.next_id += 1;
+            // Slots are reused by the reactor; make them differ from ids.
+            let key = ConnKey {
+                slot: (self.next_id % 7) as usize,
+                id: self.next_id,
+            };
+            let peer = SocketAddr::new(ip.parse().unwrap(), 40_000);
+            self.chat.on_open(key, peer, self.now, &mut self.fx);
+            self.pump();
+            key
+        }
+
+        /// Connects and chooses `name`; the newcomer's output is cleared.
+        fn join(&mut self, ip: &str, name: &str) -> ConnKey {
+            let key = self.connect(ip);
+            self.send(key, format!("{name}\n").as_bytes());
+            assert_eq!(self.lines(key).last().unwrap(), &format!("* hello, {name}"));
+            key
+        }
+
+        fn send(&mut self, key: ConnKey, bytes: &[u8]) {
+            self.chat.on_recv(key, bytes, self.now, &mut self.fx);
+            self.pump();
+        }
+
+        fn eof(&mut self, key: ConnKey) {
+            self.chat.on_eof(key, self.now, &mut self.fx);
+            self.pump();
+        }
+
+        /// Applies effects like the reactor, then closes what was closed.
+        fn pump(&mut self) {
+            loop {
+                let mut closing = Vec::new();
+                for effect in self.fx.drain() {
+                    match effect {
+                        Effect::Send { to, bytes } => {
+                            assert!(!self.gone.contains(&to), "send to closed {to:?}");
+                            assert!(!closing.iter().any(|(k, _)| *k == to), "send after close");
+                            self.out.entry(to).or_default().extend_from_slice(bytes);
+                        }
+                        Effect::SendShared { to, bytes } => {
+                            assert!(!self.gone.contains(&to), "send to closed {to:?}");
+                            assert!(!closing.iter().any(|(k, _)| *k == to), "send after close");
+                            self.out.entry(to).or_default().extend_from_slice(&bytes);
+                        }
+                        Effect::Close { to, reason } => closing.push((to, reason)),
+                        Effect::Record(event) => {
+                            let line = event.logfmt().to_string();
+                            assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+                            self.events.push(event);
+                        }
+                        other => panic!("chat never pauses reading: {other:?}"),
+                    }
+                }
+                if closing.is_empty() {
+                    return;
+                }
+                for (key, reason) in closing {
+                    assert!(self.gone.insert(key), "closed twice: {key:?}");
+                    self.closed.push((key, reason));
+                    self.chat.on_close(key, reason, &mut self.fx);
+                }
+            }
+        }
+
+        /// The lines sent to `key` since the last call; each must end in `\n`.
+        fn lines(&mut self, key: ConnKey) -> Vec<String> {
+            let bytes = self.out.remove(&key).unwrap_or_default();
+            if bytes.is_empty() {
+                return Vec::new();
+            }
+            assert_eq!(bytes.last(), Some(&b'\n'), "every line ends with \\n");
+            let text = String::from_utf8(bytes).unwrap();
+            text.lines().map(str::to_string).collect()
+        }
+
+        fn clear(&mut self) {
+            self.out.clear();
+            self.events.clear();
+        }
+
+        fn reason(&self, key: ConnKey) -> Option<DisconnectReason> {
+            self.closed.iter().find(|(k, _)| *k == key).map(|(_, r)| *r)
+        }
+    }
+
+    fn lines(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    const A: &str = "10.0.0.1";
+    const B: &str = "10.0.0.2";
+    const C: &str = "10.0.0.3";
+
+    /// alice, bob and carol joined; outputs and events cleared.
+    fn three() -> (Room, ConnKey, ConnKey, ConnKey) {
+        let mut r = Room::new();
+        let a = r.join(A, "alice");
+        let b = r.join(B, "bob");
+        let c = r.join(C, "carol");
+        r.clear();
+        (r, a, b, c)
+    }
+
+    #[test]
+    fn rule1_greeting_and_name_rules() {
+        let mut r = Room::new();
+        let a = r.join(A, "Alice");
+        r.clear();
+        let b = r.connect(B);
+        assert_eq!(
+            r.lines(b),
+            lines(&["* welcome to echochat; what is your name?"])
+        );
+        let again = "* what is your name?";
+        for (bad, why) in [
+            ("", "! a name has 1 to 32 characters"),
+            (&"x".repeat(33), "! a name has 1 to 32 characters"),
+            (
+                "two words",
+                "! a name may only hold letters, digits, _ and -",
+            ),
+            (
+                "esc\x1b[2J",
+                "! a name may only hold letters, digits, _ and -",
+            ),
+            ("a=b", "! a name may only hold letters, digits, _ and -"),
+            (
+                "c1\u{85}",
+                "! a name may only hold letters, digits, _ and -",
+            ),
+            ("aLICE", "! the name aLICE is taken"),
+        ] {
+            r.send(b, format!("{bad}\n").as_bytes());
+            assert_eq!(r.lines(b), lines(&[why, again]), "name {bad:?}");
+        }
+        assert!(r.lines(a).is_empty(), "nothing reaches the room");
+        assert!(r.events.is_empty());
+        // Spaces around a name are trimmed; any script's letters are fine.
+        r.send(b, "  Олена_2-b \r\n".as_bytes());
+        assert_eq!(r.lines(b), lines(&["* hello, Олена_2-b"]));
+        assert_eq!(
+            r.events,
+            vec![Event::Join {
+                conn: b.id,
+                name: "Олена_2-b".into()
+            }]
+        );
+        assert_eq!(r.chat.online(), 2);
+    }
+
+    #[test]
+    fn rule1_exit_at_the_prompt_disconnects_quietly() {
+        let mut r = Room::new();
+        let a = r.join(A, "alice");
+        let b = r.connect(B);
+        r.clear();
+        r.send(b, b"exit\r\nignored\n");
+        assert_eq!(r.reason(b), Some(DisconnectReason::Exit));
+        assert!(r.lines(b).is_empty());
+        assert!(r.lines(a).is_empty(), "never joined, so no `left`");
+        assert!(r.events.is_empty());
+        assert_eq!(r.chat.connections(), 1);
+        // Only the exact line `exit` leaves; `Exit` is a name like any other.
+        let c = r.connect(C);
+        r.send(c, b"Exit\n");
+        assert_eq!(r.lines(c).last().unwrap(), "* hello, Exit");
+    }
+
+    #[test]
+    fn rule2_joining_is_announced_to_the_others() {
+        let mut r = Room::new();
+        let a = r.join(A, "alice");
+        let b = r.join(B, "bob");
+        assert_eq!(r.lines(a), lines(&["* bob joined"]));
+        assert!(r.lines(b).is_empty());
+    }
+
+    #[test]
+    fn rule3_messages_go_to_every_other_user() {
+        let (mut r, a, b, c) = three();
+        r.send(a, b"hello there\n");
+        assert!(r.lines(a).is_empty(), "no echo to the sender");
+        assert_eq!(r.lines(b), lines(&["alice: hello there"]));
+        assert_eq!(r.lines(c), lines(&["alice: hello there"]));
+        // Empty and blank lines are ignored.
+        r.send(b, b"\n   \n\t\r\n\x1b\n");
+        assert!(r.out.is_empty(), "{:?}", r.out);
+    }
+
+    #[test]
+    fn a_broadcast_is_one_shared_buffer() {
+        let (mut r, a, _b, _c) = three();
+        r.chat.on_recv(a, b"hi\n", r.now, &mut r.fx);
+        let shared: Vec<Rc<[u8]>> =
+            r.fx.drain()
+                .filter_map(|e| match e {
+                    Effect::SendShared { bytes, .. } => Some(bytes),
+                    _ => None,
+                })
+                .collect();
+        assert_eq!(shared.len(), 2);
+        assert!(Rc::ptr_eq(&shared[0], &shared[1]), "no per-receiver copy");
+        assert_eq!(&*shared[0], b"alice: hi\n");
+    }
+
+    #[test]
+    fn rule4_nick() {
+        let (mut r, a, b, c) = three();
+        r.send(a, b"/nick Alicia\n");
+        assert_eq!(r.lines(a), lines(&["* you are now Alicia"]));
+        assert_eq!(r.lines(b), lines(&["* alice is now Alicia"]));
+        assert_eq!(r.lines(c), lines(&["* alice is now Alicia"]));
+        assert_eq!(
+            r.events,
+            vec![Event::Nick {
+                conn: a.id,
+                old: "alice".into(),
+                new: "Alicia".into()
+            }]
+        );
+        r.clear();
+        r.send(
+            a,
+            "/nick BOB\n/nick\n/nick a b\n/nick x\u{85}\n/nick Alicia\n".as_bytes(),
+        );
+        assert_eq!(
+            r.lines(a),
+            lines(&[
+                "! the name BOB is taken",
+                "! usage: /nick NEW",
+                "! a name may only hold letters, digits, _ and -",
+                "! a name may only hold letters, digits, _ and -",
+                "* you are already Alicia",
+            ])
+        );
+        assert!(r.lines(b).is_empty());
+        // Changing only the case of one's own name is allowed.
+        r.send(a, b"/nick ALICIA\n");
+        assert_eq!(r.lines(b), lines(&["* Alicia is now ALICIA"]));
+        // The old name is free again; the new one is taken.
+        let d = r.connect("10.0.0.4");
+        r.send(d, b"alicia\nalice\n");
+        assert_eq!(
+            r.lines(d),
+            lines(&[
+                "* welcome to echochat; what is your name?",
+                "! the name alicia is taken",
+                "* what is your name?",
+                "* hello, alice",
+            ])
+        );
+        // Messages carry the new name.
+        r.clear();
+        r.send(a, b"hi\n");
+        assert_eq!(r.lines(b), lines(&["ALICIA: hi"]));
+    }
+
+    #[test]
+    fn rule4_who_lists_everyone_sorted() {
+        let (mut r, _a, b, _c) = three();
+        let d = r.join("10.0.0.4", "Bea");
+        r.clear();
+        r.send(b, b"/who\n");
+        assert_eq!(r.lines(b), lines(&["* online: alice, Bea, bob, carol"]));
+        r.send(d, b"/WHO ignored args\n");
+        assert_eq!(r.lines(d), lines(&["* online: alice, Bea, bob, carol"]));
+    }
+
+    #[test]
+    fn rule4_who_is_capped_in_a_huge_room() {
+        let mut r = Room::with_max_line(64);
+        let mut first = None;
+        for i in 0..200 {
+            let key = r.join(
+                &format!("10.1.{}.{}", i / 256, i % 256),
+                &format!("user{i:03}"),
+            );
+            first.get_or_insert(key);
+        }
+        let first = first.unwrap();
+        r.clear();
+        r.send(first, b"/who\n");
+        let who = r.lines(first);
+        assert_eq!(who.len(), 1);
+        assert!(
+            who[0].starts_with("* online: user000, user001, "),
+            "{}",
+            who[0]
+        );
+        assert!(who[0].len() <= WHO_MIN_BYTES, "{}", who[0].len());
+        let more: usize = who[0]
+            .rsplit(", ... and ")
+            .next()
+            .and_then(|t| t.strip_suffix(" more"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let listed = who[0].matches("user").count();
+        assert_eq!(listed + more, 200);
+    }
+
+    #[test]
+    fn rule4_msg_whispers_to_one_user() {
+        let (mut r, a, b, c) = three();
+        r.send(a, b"/msg BOB  psst, \x1b[1mhere\n");
+        assert!(r.lines(a).is_empty());
+        assert_eq!(r.lines(b), lines(&["* alice whispers: psst, [1mhere"]));
+        assert!(r.lines(c).is_empty());
+        r.send(a, b"/msg dave hi\n/msg bob\n/msg\n/msg b=b hi\n");
+        assert_eq!(
+            r.lines(a),
+            lines(&[
+                "! no such user: dave",
+                "! usage: /msg NAME text",
+                "! usage: /msg NAME text",
+                "! no such user",
+            ])
+        );
+        assert!(r.out.is_empty());
+    }
+
+    #[test]
+    fn rule4_help_and_unknown_commands() {
+        let (mut r, a, b, _c) = three();
+        r.send(a, b"/help\n");
+        let help = r.lines(a);
+        assert!(help.len() > 3);
+        assert!(help.iter().all(|l| l.starts_with("* ")), "{help:?}");
+        for cmd in ["/nick", "/who", "/msg", "/help", "/quit"] {
+            assert!(help.iter().any(|l| l.contains(cmd)), "{cmd} in help");
+        }
+        r.send(a, b"/dance\x1b[2J now\n/\n");
+        assert_eq!(
+            r.lines(a),
+            lines(&[
+                "! unknown command /dance[2J; /help lists them",
+                "! unknown command /; /help lists them",
+            ])
+        );
+        assert!(r.lines(b).is_empty());
+        assert!(r.closed.is_empty(), "errors keep the connection open");
+    }
+
+    #[test]
+    fn rule4_quit_and_exit_leave_the_room() {
+        let (mut r, a, b, c) = three();
+        r.send(a, b"/quit\nstill here?\n");
+        assert_eq!(r.reason(a), Some(DisconnectReason::Exit));
+        assert!(r.lines(a).is_empty());
+        assert_eq!(r.lines(b), lines(&["* alice left"]));
+        assert_eq!(r.lines(c), lines(&["* alice left"]));
+        assert_eq!(
+            r.events,
+            vec![Event::Leave {
+                conn: a.id,
+                name: "alice".into()
+            }]
+        );
+        r.send(b, b"exit\r\n");
+        assert_eq!(r.reason(b), Some(DisconnectReason::Exit));
+        assert_eq!(r.lines(c), lines(&["* bob left"]));
+        // `exit` must be the whole line to mean /quit.
+        r.send(c, b"exit now\n");
+        assert!(r.reason(c).is_none());
+        assert_eq!(r.chat.online(), 1);
+        assert_eq!(r.chat.connections(), 1);
+    }
+
+    #[test]
+    fn rule4_leaving_for_any_reason_is_announced() {
+        let (mut r, a, b, c) = three();
+        // FIN: an unterminated last line is still delivered, then eof.
+        r.send(a, b"last wor");
+        r.send(a, b"ds");
+        r.eof(a);
+        assert_eq!(r.reason(a), Some(DisconnectReason::Eof));
+        assert_eq!(r.lines(b), lines(&["alice: last words", "* alice left"]));
+        // The reactor closes one on its own (reset, idle, error).
+        r.chat.on_close(b, DisconnectReason::Reset, &mut r.fx);
+        r.gone.insert(b);
+        r.pump();
+        assert_eq!(
+            r.lines(c),
+            lines(&["alice: last words", "* alice left", "* bob left"])
+        );
+        let leaves = r
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Leave { .. }))
+            .count();
+        assert_eq!(leaves, 2);
+        assert_eq!(r.chat.online(), 1);
+    }
+
+    #[test]
+    fn rule5_errors_keep_the_connection_open() {
+        let mut r = Room::with_max_line(16);
+        let a = r.join(A, "alice");
+        let b = r.join(B, "bob");
+        r.clear();
+        r.send(a, b"0123456789abcdefXX\nok\n\xff\xfe oops\r\nfine\n");
+        assert_eq!(
+            r.lines(a),
+            lines(&[
+                "! line too long (over 16 bytes), ignored",
+                "! invalid UTF-8, line ignored"
+            ])
+        );
+        assert_eq!(r.lines(b), lines(&["alice: ok", "alice: fine"]));
+        // Exactly 16 bytes (terminator not counted) is fine.
+        r.send(a, b"0123456789abcdef\r\n");
+        assert_eq!(r.lines(b), lines(&["alice: 0123456789abcdef"]));
+        // At the prompt the error is followed by the question again.
+        let c = r.connect(C);
+        r.lines(c);
+        r.send(c, b"\xc3\n");
+        r.send(c, &[b'x'; 40]);
+        r.send(c, b"\n");
+        assert_eq!(
+            r.lines(c),
+            lines(&[
+                "! invalid UTF-8, line ignored",
+                "* what is your name?",
+                "! line too long (over 16 bytes), ignored",
+                "* what is your name?",
+            ])
+        );
+        assert!(r.closed.is_empty());
+    }
+
+    #[test]
+    fn rule6_control_characters_are_removed() {
+        let (mut r, a, b, _c) = three();
+        r.send(
+            a,
+            "red\x1b[31m bell\x07 del\x7f c1\u{9b}2J nul\0 tab\tcr\rend ok ✓\n".as_bytes(),
+        );
+        assert_eq!(
+            r.lines(b),
+            lines(&["alice: red[31m bell del c12J nul tab\tcrend ok ✓"])
+        );
+    }
+
+    #[test]
+    fn crlf_input() {
+        let mut r = Room::new();
+        let a = r.join(A, "alice");
+        let b = r.connect(B);
+        r.send(b, b"bob\r\nhi\r\n/who\r\n");
+        assert_eq!(
+            r.lines(b),
+            lines(&[
+                "* welcome to echochat; what is your name?",
+                "* hello, bob",
+                "* online: alice, bob",
+            ])
+        );
+        assert_eq!(r.lines(a), lines(&["* bob joined", "bob: hi"]));
+    }
+
+    /// The same exchange, with carol's input split at every byte position
+    /// (inside `\r\n`, inside multi-byte characters), gives the same output.
+    #[test]
+    fn input_split_at_every_position() {
+        let input =
+            "carol\r\nhé ✓\r\n/msg alice psst\n/who\r\n\x1b[2Jbye\n/nick Кароль\n".as_bytes();
+        let run = |chunks: &[&[u8]]| {
+            let mut r = Room::new();
+            let a = r.join(A, "alice");
+            let b = r.join(B, "bob");
+            let c = r.connect(C);
+            r.clear();
+            for chunk in chunks {
+                r.send(c, chunk);
+            }
+            (r.lines(a), r.lines(b), r.lines(c))
+        };
+        let whole = run(&[input]);
+        assert_eq!(
+            whole.0,
+            lines(&[
+                "* carol joined",
+                "carol: hé ✓",
+                "* carol whispers: psst",
+                "carol: [2Jbye",
+                "* carol is now Кароль",
+            ])
+        );
+        assert_eq!(
+            whole.1,
+            lines(&[
+                "* carol joined",
+                "carol: hé ✓",
+                "carol: [2Jbye",
+                "* carol is now Кароль"
+            ])
+        );
+        assert_eq!(
+            whole.2,
+            lines(&[
+                "* hello, carol",
+                "* online: alice, bob, carol",
+                "* you are now Кароль"
+            ])
+        );
+        for i in 0..=input.len() {
+            let (x, y) = input.split_at(i);
+            assert_eq!(run(&[x, y]), whole, "split at {i}");
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(run(&bytes), whole, "byte by byte");
+    }
+
+    #[test]
+    fn backlog_closes_the_slow_reader_only() {
+        let (mut r, a, b, c) = three();
+        r.chat.on_backlog(b, false, &mut r.fx);
+        r.pump();
+        assert!(
+            r.closed.is_empty(),
+            "draining back is not a reason to close"
+        );
+        r.chat.on_backlog(b, true, &mut r.fx);
+        r.pump();
+        assert_eq!(r.closed, vec![(b, DisconnectReason::Backlog)]);
+        assert_eq!(r.lines(a), lines(&["* bob left"]));
+        r.send(c, b"still here\n");
+        assert_eq!(r.lines(a), lines(&["carol: still here"]));
+        assert!(r.lines(b).is_empty());
+    }
+
+    #[test]
+    fn shutdown_notice_reaches_every_connection() {
+        let (mut r, a, b, c) = three();
+        let d = r.connect("10.0.0.4"); // still at the name prompt
+        r.clear();
+        r.chat.on_shutdown(&mut r.fx);
+        r.pump();
+        for key in [a, b, c, d] {
+            assert_eq!(r.lines(key), lines(&["* server shutting down"]));
+        }
+        // The reactor then closes everyone; no `left` storm.
+        for key in [a, b, c, d] {
+            r.chat.on_close(key, DisconnectReason::Shutdown, &mut r.fx);
+            r.gone.insert(key);
+        }
+        r.pump();
+        assert!(r.out.is_empty(), "{:?}", r.out);
+        let leaves = r
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Leave { .. }))
+            .count();
+        assert_eq!(leaves, 3, "still logged");
+        assert_eq!(r.chat.connections(), 0);
+    }
+
+    #[test]
+    fn console_lines_go_to_joined_users() {
+        let (mut r, a, b, c) = three();
+        let d = r.connect("10.0.0.4");
+        r.clear();
+        r.chat.on_console_line("class starts \x1b[5mnow", &mut r.fx);
+        r.pump();
+        for key in [a, b, c] {
+            assert_eq!(r.lines(key), lines(&["[server] class starts [5mnow"]));
+        }
+        assert!(r.lines(d).is_empty(), "not in the room yet");
+        assert_eq!(
+            r.events,
+            vec![Event::Console {
+                text: "class starts \x1b[5mnow".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn names_are_remembered_across_rooms() {
+        let mut r = Room::new();
+        let path = r.names_path();
+        let dir = r._dir.take();
+        let a = r.join(A, "alice");
+        let b = r.join(B, "bob");
+        r.send(b, b"/nick robert\n");
+        // Two IPs may remember the same name; only connected names are unique.
+        r.send(a, b"/quit\n");
+        let c = r.join(C, "alice");
+        let _ = (a, b, c);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "10.0.0.1\talice\n10.0.0.2\trobert\n10.0.0.3\talice\n"
+        );
+        drop(r);
+
+        // A new server process reading the same file.
+        let (mut r, warnings) = Room::with_names(&path, 4096);
+        assert!(warnings.is_empty());
+        let b = r.connect(B);
+        assert_eq!(r.lines(b), lines(&["* welcome back, robert"]));
+        assert_eq!(
+            r.events,
+            vec![Event::Join {
+                conn: b.id,
+                name: "robert".into()
+            }]
+        );
+        let a = r.connect(A);
+        assert_eq!(r.lines(a), lines(&["* welcome back, alice"]));
+        assert_eq!(r.lines(b), lines(&["* alice joined"]));
+        // carol's remembered "alice" is taken now: she is asked instead.
+        let c = r.connect(C);
+        assert_eq!(
+            r.lines(c),
+            lines(&["* welcome to echochat; what is your name?"])
+        );
+        r.send(c, b"carol\n");
+        assert_eq!(r.lines(c), lines(&["* hello, carol"]));
+        // An IPv4 client seen through a dual-stack socket is the same IP.
+        r.send(b, b"/quit\n");
+        let b2 = r.connect("::ffff:10.0.0.2");
+        assert_eq!(r.lines(b2), lines(&["* welcome back, robert"]));
+        drop(dir);
+    }
+
+    #[test]
+    fn damaged_names_line_is_skipped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("names.tsv");
+        std::fs::write(&path, "10.0.0.1\talice\ngarbage line\n10.0.0.2\tbob\n").unwrap();
+        let (mut r, warnings) = Room::with_names(&path, 4096);
+        assert_eq!(warnings.len(), 1);
+        let Event::Warning { what, error } = &warnings[0] else {
+            panic!("{warnings:?}");
+        };
+        assert_eq!(*what, "names-file");
+        assert!(error.contains("line 2 skipped"), "{error}");
+        let b = r.connect(B);
+        assert_eq!(r.lines(b), lines(&["* welcome back, bob"]));
+    }
+
+    #[test]
+    fn unwritable_names_file_is_a_warning_and_chat_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("names.tsv");
+        let (mut r, _) = Room::with_names(&path, 4096);
+        let a = r.join(A, "alice");
+        let warnings: Vec<_> = r
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Warning { .. }))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{:?}", r.events);
+        let b = r.join(B, "bob");
+        r.send(b, b"hi\n");
+        assert_eq!(r.lines(a), lines(&["* bob joined", "bob: hi"]));
+        let warnings = r
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Warning { .. }))
+            .count();
+        assert_eq!(warnings, 2, "one warning per failed save");
+    }
+
+    /// A logfmt line `prefix"..."` must be one quoted value: no raw control
+    /// character, and no unescaped quote before the closing one (so nothing
+    /// after it can pass for a key).
+    fn assert_one_quoted_value(line: &str, prefix: &str) {
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        let value = line
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{line:?}"));
+        let inner = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("not one quoted value: {line:?}"));
+        let unescaped = inner.replace("\\\\", "").replace("\\\"", "");
+        assert!(!unescaped.contains('"'), "{line:?}");
+    }
+
+    #[test]
+    fn hostile_input_cannot_forge_log_keys() {
+        let (mut r, a, _b, _c) = three();
+        // Console text is logged as typed, quoted and escaped.
+        let text = "say \"hi\" reason=exit\r\n2026 INFO stop\x1b[2J";
+        r.chat.on_console_line(text, &mut r.fx);
+        r.pump();
+        let line = r.events[0].logfmt().to_string();
+        assert_one_quoted_value(&line, "console text=");
+        // Names with `=`, quotes, CR or ESC never get in, so never get logged.
+        r.clear();
+        for bad in ["x=1", "\"q\"", "a\rb", "e\x1b[1m"] {
+            r.send(a, format!("/nick {bad}\n").as_bytes());
+            let d = r.connect("10.0.0.9");
+            r.send(d, format!("{bad}\n").as_bytes());
+            r.send(d, b"exit\n");
+        }
+        assert!(r.events.is_empty(), "{:?}", r.events);
+        // A warning about a names file whose path is hostile.
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("x=1 \"q\"\r\x1b");
+        std::fs::create_dir(&sub).unwrap();
+        let path = sub.join("names.tsv");
+        std::fs::write(&path, "bad\n").unwrap();
+        let (_r, warnings) = Room::with_names(&path, 4096);
+        let line = warnings[0].logfmt().to_string();
+        assert_one_quoted_value(&line, "warning what=names-file error=");
+        assert!(line.contains("\\r\\x1b"), "{line}");
+    }
+
+    #[test]
+    fn per_connection_state_is_small() {
+        let mut r = Room::new();
+        let idle = r.connect(A);
+        let member = &r.chat.members[&idle];
+        assert_eq!(
+            member.decoder.heap_bytes(),
+            0,
+            "no buffer until a line spans reads"
+        );
+        let size = std::mem::size_of::<Member>();
+        assert!(size <= 96, "Member is {size} bytes");
+    }
+}

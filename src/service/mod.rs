@@ -104,11 +104,12 @@ impl Effects {
         let start = self.arena.len();
         self.arena.extend_from_slice(bytes);
         let end = self.arena.len();
-        if let Some(Op::Send { to: last_to, range }) = self.ops.last_mut() {
-            if *last_to == to && range.end == start {
-                range.end = end;
-                return;
-            }
+        if let Some(Op::Send { to: last_to, range }) = self.ops.last_mut()
+            && *last_to == to
+            && range.end == start
+        {
+            range.end = end;
+            return;
         }
         self.ops.push(Op::Send {
             to,

@@ -1,0 +1,234 @@
+//! `Conn`: what the reactor keeps for one connection — its socket, its
+//! unsent output, and the flags from which its poll interest is derived.
+//!
+//! An idle connection must cost little memory (thousands are held at once),
+//! so nothing here is allocated until it is needed: the output queue is
+//! empty until a write cannot finish, and read buffers are the reactor's,
+//! shared by every connection.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use mio::Interest;
+use mio::net::TcpStream;
+
+use crate::event::DisconnectReason;
+use crate::service::ConnKey;
+
+pub struct Conn {
+    pub stream: TcpStream,
+    pub key: ConnKey,
+    /// Index of the service (in the reactor's list) that owns this socket.
+    pub service: usize,
+    pub peer: SocketAddr,
+    pub opened: Instant,
+    /// The last time bytes moved either way (for the idle timeout).
+    pub last_active: Instant,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Output accepted from the service but not yet taken by the kernel.
+    pub out: OutQueue,
+    /// False while the service paused reading (backpressure).
+    pub reading: bool,
+    /// The peer sent FIN: nothing more will arrive.
+    pub peer_closed: bool,
+    /// Set when the connection is to be closed at the end of the turn (or,
+    /// for reasons that flush, once its output is sent).
+    pub closing: Option<DisconnectReason>,
+    /// The unsent output is above `--max-backlog` (the service was told).
+    pub over_backlog: bool,
+    /// The interest currently registered with `poll`.
+    pub registered: Interest,
+}
+
+impl Conn {
+    pub fn new(
+        stream: TcpStream,
+        key: ConnKey,
+        service: usize,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Self {
+        Conn {
+            stream,
+            key,
+            service,
+            peer,
+            opened: now,
+            last_active: now,
+            bytes_in: 0,
+            bytes_out: 0,
+            out: OutQueue::default(),
+            reading: true,
+            peer_closed: false,
+            closing: None,
+            over_backlog: false,
+            registered: Interest::READABLE,
+        }
+    }
+
+    /// Whether the next read event should be acted on.
+    pub fn wants_read(&self) -> bool {
+        self.reading && !self.peer_closed && self.closing.is_none()
+    }
+
+    /// The poll interest this state calls for: READABLE while we read,
+    /// WRITABLE only while output is waiting (asking for WRITABLE with an
+    /// empty queue would wake the loop for nothing).
+    pub fn interest(&self) -> Interest {
+        match (self.wants_read(), !self.out.is_empty()) {
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (false, true) => Interest::WRITABLE,
+            // Nothing to wait for (about to close): keep a valid interest.
+            (_, false) => Interest::READABLE,
+        }
+    }
+
+    /// Marks the connection for closing. The first reason wins: a
+    /// connection that asked to leave and then reset is still "exit".
+    pub fn mark_closing(&mut self, reason: DisconnectReason) {
+        if self.closing.is_none() {
+            self.closing = Some(reason);
+            if !reason.flushes_output() {
+                self.out.clear();
+            }
+        }
+    }
+
+    /// Ready to be closed now: marked, and nothing owed is left to send.
+    pub fn ready_to_close(&self) -> bool {
+        self.closing.is_some() && self.out.is_empty()
+    }
+}
+
+/// One piece of queued output.
+enum Chunk {
+    /// Bytes only this connection gets (echo replies, chat replies).
+    Owned(Vec<u8>),
+    /// A broadcast shared with other receivers.
+    Shared(Rc<[u8]>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(r) => r,
+        }
+    }
+}
+
+/// Most slices handed to one `writev` (the kernel's limit is 1024).
+const MAX_IOVECS: usize = 64;
+
+/// Unsent output: a queue of chunks, written with one `writev` per flush.
+#[derive(Default)]
+pub struct OutQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already sent.
+    front_sent: usize,
+    /// Unsent bytes in total.
+    len: usize,
+}
+
+impl OutQueue {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues a copy of `bytes`, in a buffer from `pool` when a new one is
+    /// needed (so steady-state echo does not allocate).
+    pub fn push_copy(&mut self, bytes: &[u8], pool: &mut BufPool) {
+        if let Some(Chunk::Owned(last)) = self.chunks.back_mut() {
+            last.extend_from_slice(bytes);
+        } else {
+            let mut buf = pool.take();
+            buf.extend_from_slice(bytes);
+            self.chunks.push_back(Chunk::Owned(buf));
+        }
+        self.len += bytes.len();
+    }
+
+    pub fn push_shared(&mut self, bytes: Rc<[u8]>) {
+        self.len += bytes.len();
+        self.chunks.push_back(Chunk::Shared(bytes));
+    }
+
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.front_sent = 0;
+        self.len = 0;
+    }
+
+    /// Writes as much as the socket takes with one `writev`, returning the
+    /// number of bytes sent (`WouldBlock` when the send buffer is full).
+    pub fn write_to(&mut self, stream: &mut TcpStream, pool: &mut BufPool) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut n = 0;
+        for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+            let bytes = chunk.bytes();
+            slices[i] = IoSlice::new(if i == 0 {
+                &bytes[self.front_sent..]
+            } else {
+                bytes
+            });
+            n += 1;
+        }
+        let written = stream.write_vectored(&slices[..n])?;
+        self.consume(written, pool);
+        Ok(written)
+    }
+
+    fn consume(&mut self, mut written: usize, pool: &mut BufPool) {
+        self.len -= written;
+        while written > 0 {
+            let Some(front) = self.chunks.front() else {
+                break;
+            };
+            let left = front.bytes().len() - self.front_sent;
+            if written < left {
+                self.front_sent += written;
+                return;
+            }
+            written -= left;
+            self.front_sent = 0;
+            if let Some(Chunk::Owned(buf)) = self.chunks.pop_front() {
+                pool.give(buf);
+            }
+        }
+        if self.chunks.is_empty() {
+            // Give back the deque's memory: an idle connection holds none.
+            self.chunks = VecDeque::new();
+        }
+    }
+}
+
+/// Recycled output buffers, so copying a reply does not cost an allocation
+/// per message. Bounded in count and in the size of what it keeps.
+#[derive(Default)]
+pub struct BufPool {
+    free: Vec<Vec<u8>>,
+}
+
+const POOL_MAX_BUFS: usize = 256;
+const POOL_MAX_CAPACITY: usize = 64 * 1024;
+
+impl BufPool {
+    pub fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    pub fn give(&mut self, mut buf: Vec<u8>) {
+        if self.free.len() < POOL_MAX_BUFS && buf.capacity() <= POOL_MAX_CAPACITY {
+            buf.clear();
+            self.free.push(buf);
+        }
+    }
+}

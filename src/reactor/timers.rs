@@ -1,0 +1,62 @@
+//! Timers: mio has none, so deadlines live here and the nearest one becomes
+//! `poll`'s timeout.
+//!
+//! Idle timeouts use a min-heap of `(deadline, conn)` that is checked
+//! lazily: traffic does not touch the heap, it only moves the connection's
+//! `last_active`. When an entry comes due, the reactor looks at the
+//! connection: still idle long enough → close it; otherwise push a new
+//! entry for its real deadline. So a busy connection costs nothing per
+//! message, and an idle one costs one heap entry.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use crate::service::ConnKey;
+
+#[derive(Debug, Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, ConnKey)>>,
+}
+
+impl Timers {
+    pub fn schedule(&mut self, at: Instant, key: ConnKey) {
+        self.heap.push(Reverse((at, key)));
+    }
+
+    /// The nearest deadline, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Removes and returns one entry that is due at `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<ConnKey> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, k))| k),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn pops_in_deadline_order_and_only_when_due() {
+        let t0 = Instant::now();
+        let k = |id| ConnKey { slot: 0, id };
+        let mut t = Timers::default();
+        t.schedule(t0 + Duration::from_secs(3), k(3));
+        t.schedule(t0 + Duration::from_secs(1), k(1));
+        t.schedule(t0 + Duration::from_secs(2), k(2));
+        assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(t.pop_due(t0), None);
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(t.pop_due(later), Some(k(1)));
+        assert_eq!(t.pop_due(later), Some(k(2)));
+        assert_eq!(t.pop_due(later), None);
+        assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(3)));
+    }
+}

@@ -1,0 +1,58 @@
+//! Tokens: how the reactor tells apart what `poll` woke it for.
+//!
+//! `mio` hands back a `Token` (a `usize`) with every readiness event. A
+//! connection's token is its slab slot, so finding its state is an index.
+//! Listeners and the control sources (signals, the console) take tokens
+//! from the top of the range, where no slot can ever reach.
+
+use mio::Token;
+
+/// Signals (SIGINT, SIGTERM) arrive through a self-pipe registered here.
+pub const SIGNALS: Token = Token(usize::MAX - 1);
+/// The server's stdin (the console).
+pub const CONSOLE: Token = Token(usize::MAX - 2);
+/// Listener `i` has token `LISTENER_BASE + i`.
+const LISTENER_BASE: usize = usize::MAX - 64;
+
+/// Room for this many listeners (one per service).
+pub const MAX_LISTENERS: usize = 32;
+
+pub fn listener(index: usize) -> Token {
+    debug_assert!(index < MAX_LISTENERS);
+    Token(LISTENER_BASE + index)
+}
+
+/// What a token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Listener(usize),
+    Conn(usize),
+    Signals,
+    Console,
+}
+
+pub fn classify(token: Token) -> Source {
+    match token {
+        SIGNALS => Source::Signals,
+        CONSOLE => Source::Console,
+        Token(t) if (LISTENER_BASE..LISTENER_BASE + MAX_LISTENERS).contains(&t) => {
+            Source::Listener(t - LISTENER_BASE)
+        }
+        Token(slot) => Source::Conn(slot),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_do_not_collide() {
+        assert_eq!(classify(Token(0)), Source::Conn(0));
+        assert_eq!(classify(Token(19_999)), Source::Conn(19_999));
+        assert_eq!(classify(listener(0)), Source::Listener(0));
+        assert_eq!(classify(listener(1)), Source::Listener(1));
+        assert_eq!(classify(SIGNALS), Source::Signals);
+        assert_eq!(classify(CONSOLE), Source::Console);
+    }
+}
