@@ -33,7 +33,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use super::connect::{self, Target};
-use super::lines::LineBuf;
+use crate::codec::{Line, LineDecoder};
 use super::progress::Shared;
 use super::stats::{ConnectCause, Stats};
 use super::{DRAIN, Error, Plan, ThreadResult, poll_once};
@@ -42,9 +42,13 @@ use super::{DRAIN, Error, Plan, ThreadResult, poll_once};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the name handshake may take after connecting.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Receive buffer per user: the server's default `--max-line` (4 KiB) plus a
-/// name prefix fits; longer lines are not ours and are dropped.
-const LINE_BUF_BYTES: usize = 4096 + 128;
+/// Longest line accepted from the server: its default `--max-line` (4 KiB)
+/// plus a name prefix; longer lines are not ours and are dropped.
+const MAX_LINE_BYTES: usize = 4096 + 64;
+/// Bytes per `recv`, into one buffer per thread (not per user): a user's
+/// decoder holds only an unfinished line, so 1,000 users do not cost
+/// 1,000 receive buffers.
+const READ_BYTES: usize = 64 * 1024;
 /// Unsent bytes a user may queue when the socket's send buffer is full;
 /// beyond this the message is dropped (and counted), never queued.
 const OUT_MAX_BYTES: usize = 16 * 1024;
@@ -82,7 +86,7 @@ struct User {
     stream: Option<TcpStream>,
     /// The name the server knows us by (ours, or the remembered one).
     name: String,
-    lines: LineBuf,
+    lines: LineDecoder,
     /// Bytes the socket did not take yet (bounded by `OUT_MAX_BYTES`).
     out: Vec<u8>,
     seq: u64,
@@ -122,6 +126,8 @@ struct Worker<'a> {
     connect_deadlines: VecDeque<(Instant, usize)>,
     /// The same for name handshakes.
     handshake_deadlines: VecDeque<(Instant, usize)>,
+    /// The thread's receive buffer, shared by its users.
+    scratch: Box<[u8]>,
     poll: Poll,
 }
 
@@ -145,7 +151,7 @@ pub fn run_thread(
             state: State::Waiting,
             stream: None,
             name: String::new(),
-            lines: LineBuf::default(),
+            lines: LineDecoder::new(MAX_LINE_BYTES),
             out: Vec::new(),
             seq: 0,
         })
@@ -170,6 +176,7 @@ pub fn run_thread(
         unreported_delivered: 0,
         connect_deadlines: VecDeque::new(),
         handshake_deadlines: VecDeque::new(),
+        scratch: vec![0; READ_BYTES].into_boxed_slice(),
         poll,
     };
     w.run(plan.started, plan.duration)
@@ -362,7 +369,6 @@ impl Worker<'_> {
                     deadline,
                     attempt: 0,
                 };
-                u.lines = LineBuf::new(LINE_BUF_BYTES);
                 self.handshake_deadlines.push_back((deadline, i));
                 // The greeting may be in already (on loopback it can arrive
                 // with the handshake); the edge that woke us said WRITABLE,
@@ -378,22 +384,30 @@ impl Worker<'_> {
 
     /// Read until the socket is drained, handing each line to `on_line`.
     fn read_lines(&mut self, i: usize) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.read_lines_into(i, &mut scratch);
+        self.scratch = scratch;
+    }
+
+    fn read_lines_into(&mut self, i: usize, scratch: &mut [u8]) {
         loop {
             let u = &mut self.users[i];
             let Some(stream) = u.stream.as_mut() else {
                 return;
             };
-            let spare = u.lines.spare();
-            let want = spare.len();
-            match stream.read(spare) {
+            match stream.read(scratch) {
                 Ok(0) => return self.close(i, None),
                 Ok(n) => {
-                    u.lines.filled(n);
                     let now_us = micros(self.shared.epoch.elapsed());
-                    // Take the buffer out so `on_line` may borrow `self`.
-                    let mut lines = std::mem::take(&mut u.lines);
-                    let dropped = lines.drain_lines(|line| self.on_line(i, line, now_us));
-                    self.stats.foreign_lines += dropped;
+                    // Take the decoder out so `on_line` may borrow `self`;
+                    // the placeholder allocates nothing.
+                    let mut lines = std::mem::replace(&mut u.lines, LineDecoder::new(0));
+                    lines.feed(&scratch[..n], |line| match line {
+                        Line::Text(text) => self.on_line(i, text.as_bytes(), now_us),
+                        Line::InvalidUtf8(bytes) => self.on_line(i, bytes, now_us),
+                        // Our lines are short: a long one is someone else's.
+                        Line::TooLong => self.stats.foreign_lines += 1,
+                    });
                     let u = &mut self.users[i];
                     if u.state == State::Closed {
                         return;
@@ -401,7 +415,7 @@ impl Worker<'_> {
                     u.lines = lines;
                     // A short read drained the socket: epoll will report the
                     // next bytes as a new edge.
-                    if n < want {
+                    if n < scratch.len() {
                         return;
                     }
                 }

@@ -26,7 +26,6 @@
 mod chat;
 mod connect;
 mod echo;
-mod lines;
 mod progress;
 mod report;
 mod stats;
