@@ -33,10 +33,10 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use super::connect::{self, Target};
-use crate::codec::{Line, LineDecoder};
 use super::progress::Shared;
 use super::stats::{ConnectCause, Stats};
 use super::{DRAIN, Error, Plan, ThreadResult, poll_once};
+use crate::codec::{Line, LineDecoder};
 
 /// How long a TCP connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,6 +52,8 @@ const READ_BYTES: usize = 64 * 1024;
 /// Unsent bytes a user may queue when the socket's send buffer is full;
 /// beyond this the message is dropped (and counted), never queued.
 const OUT_MAX_BYTES: usize = 16 * 1024;
+/// How long, at the end, users wait for the server to close after our FIN.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Name candidates tried before the handshake counts as failed.
 const MAX_NAME_ATTEMPTS: u32 = 5;
 
@@ -76,6 +78,8 @@ enum State {
         attempt: u32,
     },
     Joined,
+    /// At the end: FIN sent, reading (and discarding) until the server's.
+    Leaving,
     Closed,
 }
 
@@ -246,13 +250,57 @@ impl Worker<'_> {
             };
             poll_once(&mut self.poll, &mut events, timeout)?;
             for ev in events.iter() {
-                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                self.on_event(ev.token().0, readable, ev.is_writable());
+                let hup = ev.is_read_closed() || ev.is_error();
+                self.on_event(ev.token().0, ev.is_readable() || hup, ev.is_writable(), hup);
             }
             self.flush_counters();
         }
+        self.leave(&mut events)?;
         result.stats = std::mem::take(&mut self.stats);
         Ok(result)
+    }
+
+    /// Leave politely: send FIN and read until the server closes, bounded
+    /// by `LEAVE_TIMEOUT`. Closing a socket with unread bytes in its
+    /// receive queue (`* X left` notices keep arriving) makes the kernel
+    /// send RST, and the server would log every user as `reason=reset`.
+    fn leave(&mut self, events: &mut Events) -> Result<(), Error> {
+        let mut leaving = 0;
+        for u in &mut self.users {
+            if u.state != State::Joined {
+                continue;
+            }
+            if let Some(stream) = u.stream.as_ref()
+                && stream.shutdown(std::net::Shutdown::Write).is_ok()
+            {
+                u.state = State::Leaving;
+                leaving += 1;
+            }
+        }
+        let deadline = Instant::now() + LEAVE_TIMEOUT;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        while leaving > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            poll_once(&mut self.poll, events, deadline - now)?;
+            for ev in events.iter() {
+                let Some(u) = self.users.get_mut(ev.token().0) else {
+                    continue;
+                };
+                if u.state != State::Leaving {
+                    continue;
+                }
+                if drain_to_eof(u.stream.as_mut(), &mut scratch) {
+                    u.state = State::Closed;
+                    u.stream = None;
+                    leaving -= 1;
+                }
+            }
+        }
+        self.scratch = scratch;
+        Ok(())
     }
 
     fn flush_counters(&mut self) {
@@ -340,7 +388,8 @@ impl Worker<'_> {
         Shared::add(&self.shared.failed, 1);
     }
 
-    fn on_event(&mut self, i: usize, readable: bool, writable: bool) {
+    /// `hup`: the event also reported FIN or an error (see `read_lines`).
+    fn on_event(&mut self, i: usize, readable: bool, writable: bool, hup: bool) {
         let Some(u) = self.users.get(i) else { return };
         match u.state {
             State::Connecting { .. } => self.finish_connect(i),
@@ -349,7 +398,7 @@ impl Worker<'_> {
                     self.flush_out(i);
                 }
                 if readable {
-                    self.read_lines(i);
+                    self.read_lines(i, hup);
                 }
             }
             _ => {}
@@ -373,7 +422,7 @@ impl Worker<'_> {
                 // The greeting may be in already (on loopback it can arrive
                 // with the handshake); the edge that woke us said WRITABLE,
                 // so read now rather than wait for another edge.
-                self.read_lines(i);
+                self.read_lines(i, true);
             }
             Err(cause) => {
                 self.in_flight -= 1;
@@ -383,13 +432,15 @@ impl Worker<'_> {
     }
 
     /// Read until the socket is drained, handing each line to `on_line`.
-    fn read_lines(&mut self, i: usize) {
+    /// A short read means drained, unless `hup`: FIN or an error already
+    /// reported raises no new edge, so read on until `WouldBlock` or EOF.
+    fn read_lines(&mut self, i: usize, hup: bool) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        self.read_lines_into(i, &mut scratch);
+        self.read_lines_into(i, &mut scratch, hup);
         self.scratch = scratch;
     }
 
-    fn read_lines_into(&mut self, i: usize, scratch: &mut [u8]) {
+    fn read_lines_into(&mut self, i: usize, scratch: &mut [u8], hup: bool) {
         loop {
             let u = &mut self.users[i];
             let Some(stream) = u.stream.as_mut() else {
@@ -415,7 +466,7 @@ impl Worker<'_> {
                     u.lines = lines;
                     // A short read drained the socket: epoll will report the
                     // next bytes as a new edge.
-                    if n < scratch.len() {
+                    if n < scratch.len() && !hup {
                         return;
                     }
                 }
@@ -530,9 +581,9 @@ impl Worker<'_> {
         let mut buf = [0u8; 128];
         let mut cur = io::Cursor::new(&mut buf[..]);
         // 8 + 1 + 20 + 1 + 20 + 1 + 20 + 1 + 32 + 1 bytes at most: fits.
-        if write!(
+        if writeln!(
             cur,
-            "{}{} {} {} {}\n",
+            "{}{} {} {} {}",
             self.token, u.id, u.seq, send_us, u.name
         )
         .is_err()
@@ -608,6 +659,22 @@ impl Worker<'_> {
                 u.stream = None;
             }
             _ => {}
+        }
+    }
+}
+
+/// Read and discard until `WouldBlock`; true at EOF or on an error.
+fn drain_to_eof(stream: Option<&mut TcpStream>, scratch: &mut [u8]) -> bool {
+    let Some(stream) = stream else { return true };
+    loop {
+        match stream.read(scratch) {
+            Ok(0) => return true,
+            // Not lean on purpose: FIN may sit behind these bytes and would
+            // raise no new edge.
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
         }
     }
 }

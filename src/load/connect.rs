@@ -123,7 +123,7 @@ fn raise_nofile() -> (u64, u64) {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return (0, 0);
     }
-    let before = lim.rlim_cur as u64;
+    let before: u64 = lim.rlim_cur;
     if lim.rlim_cur < lim.rlim_max {
         let raised = libc::rlimit {
             rlim_cur: lim.rlim_max,
@@ -131,7 +131,7 @@ fn raise_nofile() -> (u64, u64) {
         };
         // SAFETY: setrlimit reads the struct we own.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return (before, lim.rlim_max as u64);
+            return (before, lim.rlim_max);
         }
     }
     (before, before)

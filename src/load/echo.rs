@@ -207,11 +207,8 @@ impl Worker<'_> {
             };
             poll_once(&mut self.poll, &mut events, timeout)?;
             for ev in events.iter() {
-                self.on_event(
-                    ev.token().0,
-                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
-                    ev.is_writable(),
-                );
+                let hup = ev.is_read_closed() || ev.is_error();
+                self.on_event(ev.token().0, ev.is_readable() || hup, ev.is_writable(), hup);
             }
             Shared::add(&self.shared.messages, std::mem::take(&mut self.unreported));
         }
@@ -279,17 +276,26 @@ impl Worker<'_> {
         Shared::add(&self.shared.failed, 1);
     }
 
-    fn on_event(&mut self, i: usize, readable: bool, writable: bool) {
+    /// `hup`: the event also reported FIN or an error, which, unlike new
+    /// bytes, raises no further edge once this one is consumed.
+    fn on_event(&mut self, i: usize, readable: bool, writable: bool, hup: bool) {
         let Some(c) = self.conns.get(i) else { return };
         match c.state {
-            State::Connecting { .. } => self.finish_connect(i),
+            State::Connecting { .. } => {
+                self.finish_connect(i);
+                // The server may talk first and close (`! server full`)
+                // before we see the connect finish: this edge carries both.
+                if readable && self.conns[i].state == State::Idle {
+                    self.read_unsolicited(i);
+                }
+            }
             State::Idle if readable => self.read_unsolicited(i),
             State::Busy => {
                 if writable && c.sent < self.size {
                     self.write_out(i);
                 }
                 if readable && self.conns[i].state == State::Busy {
-                    self.read_in(i);
+                    self.read_in(i, hup);
                 }
             }
             _ => {}
@@ -363,8 +369,10 @@ impl Worker<'_> {
     }
 
     /// Read the reply. See the module doc for why a short read, or a read
-    /// that completes the message, is the last one until the next event.
-    fn read_in(&mut self, i: usize) {
+    /// that completes the message, is the last one until the next event —
+    /// unless the event reported FIN or an error (`hup`): then read on to
+    /// find it, since no new edge will announce it.
+    fn read_in(&mut self, i: usize, hup: bool) {
         loop {
             let c = &mut self.conns[i];
             let Some(stream) = c.stream.as_mut() else {
@@ -378,7 +386,7 @@ impl Worker<'_> {
                     if c.got == c.inp.len() {
                         return self.complete(i);
                     }
-                    if n < want {
+                    if n < want && !hup {
                         return;
                     }
                 }

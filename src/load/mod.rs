@@ -365,7 +365,8 @@ mod tests {
                         let _ = writeln!(s, "* hello, {name}");
                         name
                     };
-                    let broadcast = |room: &Mutex<Vec<(String, std::net::TcpStream)>>, text: &str| {
+                    let broadcast = |room: &Mutex<Vec<(String, std::net::TcpStream)>>,
+                                     text: &str| {
                         for (other, w) in room.lock().unwrap().iter_mut() {
                             if *other != name {
                                 let _ = w.write_all(text.as_bytes());
@@ -373,7 +374,9 @@ mod tests {
                         }
                     };
                     broadcast(&room, &format!("* {name} joined\n"));
-                    room.lock().unwrap().push((name.clone(), s.try_clone().unwrap()));
+                    room.lock()
+                        .unwrap()
+                        .push((name.clone(), s.try_clone().unwrap()));
                     loop {
                         line.clear();
                         match r.read_line(&mut line) {

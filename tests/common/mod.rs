@@ -272,7 +272,12 @@ impl Drop for Server {
 pub fn proc_stat_field(pid: u32, n: usize) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 2..];
-    after.split_whitespace().nth(n - 2).unwrap().parse().unwrap()
+    after
+        .split_whitespace()
+        .nth(n - 2)
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Poll `cond` every few milliseconds until it holds; fail the test saying
@@ -316,10 +321,16 @@ pub fn read_line(s: &mut TcpStream) -> String {
     let mut b = [0u8; 1];
     loop {
         match s.read(&mut b) {
-            Ok(0) => panic!("EOF while reading a line; got so far {:?}", String::from_utf8_lossy(&out)),
+            Ok(0) => panic!(
+                "EOF while reading a line; got so far {:?}",
+                String::from_utf8_lossy(&out)
+            ),
             Ok(_) if b[0] == b'\n' => break,
             Ok(_) => out.push(b[0]),
-            Err(e) => panic!("read_line failed: {e}; got so far {:?}", String::from_utf8_lossy(&out)),
+            Err(e) => panic!(
+                "read_line failed: {e}; got so far {:?}",
+                String::from_utf8_lossy(&out)
+            ),
         }
     }
     String::from_utf8(out).expect("utf-8 line")
@@ -350,7 +361,10 @@ pub fn fields(line: &str) -> Vec<(String, String)> {
                 }
                 end += 1;
             }
-            (q[..end.min(q.len())].to_string(), &q[(end + 1).min(q.len())..])
+            (
+                q[..end.min(q.len())].to_string(),
+                &q[(end + 1).min(q.len())..],
+            )
         } else {
             let end = after.find(' ').unwrap_or(after.len());
             (after[..end].to_string(), &after[end..])
@@ -363,7 +377,10 @@ pub fn fields(line: &str) -> Vec<(String, String)> {
 
 /// The value of `key` in a logfmt line.
 pub fn field(line: &str, key: &str) -> Option<String> {
-    fields(line).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    fields(line)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
 }
 
 /// The event name of a log line (`TIMESTAMP LEVEL EVENT ...`).
