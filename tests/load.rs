@@ -87,6 +87,7 @@ fn echo_run_verifies_every_reply_and_reports_the_json_keys() {
     assert_eq!(n(&v, "verify_errors"), 0);
     assert_eq!(n(&v, "io_errors"), 0);
     assert_eq!(n(&v, "incomplete"), 0);
+    assert_eq!(n(&v, "served"), 4);
     let messages = n(&v, "messages");
     assert!(messages > 0, "no round trips: {v}");
     assert_eq!(n(&v, "bytes"), messages * 1000);
@@ -134,7 +135,10 @@ fn echo_human_summary_and_clean_disconnects() {
     ]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("connections: 3 made, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("connections: 3 made, 0 failed; 3 served"),
+        "{stdout}"
+    );
     assert!(stdout.contains("latency us:  p50 "), "{stdout}");
     assert!(
         stdout.contains("errors:      0 verification, 0 io"),

@@ -213,6 +213,7 @@ impl Worker<'_> {
             Shared::add(&self.shared.messages, std::mem::take(&mut self.unreported));
         }
         self.stats.incomplete = self.busy as u64;
+        self.stats.served = self.conns.iter().filter(|c| c.answered).count() as u64;
         result.stats = std::mem::take(&mut self.stats);
         Ok(result)
     }

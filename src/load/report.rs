@@ -80,6 +80,8 @@ pub struct Report {
     pub io_errors: u64,
     /// Echo: messages still unanswered when the drain ended.
     pub incomplete: u64,
+    /// Echo: connections that completed at least one round trip.
+    pub served: u64,
     /// Length of the load phase.
     pub duration_s: f64,
     /// Time from start until every connection was up or failed.
@@ -152,6 +154,7 @@ impl Report {
             verify_errors: stats.verify_errors,
             io_errors: stats.io_errors,
             incomplete: stats.incomplete,
+            served: stats.served,
             duration_s: secs,
             ramp_s: ramp.as_secs_f64(),
             chat,
@@ -192,6 +195,7 @@ impl Report {
         if self.scenario == "echo" {
             v["size"] = json!(self.size);
             v["incomplete"] = json!(self.incomplete);
+            v["served"] = json!(self.served);
         }
         if let Some(c) = &self.chat {
             v["rate"] = json!(c.rate);
@@ -241,7 +245,11 @@ impl fmt::Display for Report {
         if !causes.is_empty() {
             let _ = write!(failed, " ({})", causes.join(", "));
         }
-        writeln!(f, "connections: {} made, {failed}", self.connected)?;
+        write!(f, "connections: {} made, {failed}", self.connected)?;
+        if self.scenario == "echo" {
+            write!(f, "; {} served (at least one round trip)", self.served)?;
+        }
+        writeln!(f)?;
         match &self.chat {
             None => writeln!(
                 f,

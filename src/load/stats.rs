@@ -99,6 +99,8 @@ pub struct Stats {
     pub verify_errors: u64,
     /// Read/write errors and unexpected EOFs on established sessions.
     pub io_errors: u64,
+    /// Echo: connections that completed at least one round trip.
+    pub served: u64,
     /// Echo: messages still in flight when the drain period ended.
     pub incomplete: u64,
     /// Chat: our lines received by the other users.
@@ -126,6 +128,7 @@ impl Stats {
             bytes: 0,
             verify_errors: 0,
             io_errors: 0,
+            served: 0,
             incomplete: 0,
             delivered: 0,
             send_dropped: 0,
@@ -164,6 +167,7 @@ impl Stats {
         self.bytes += other.bytes;
         self.verify_errors += other.verify_errors;
         self.io_errors += other.io_errors;
+        self.served += other.served;
         self.incomplete += other.incomplete;
         self.delivered += other.delivered;
         self.send_dropped += other.send_dropped;
