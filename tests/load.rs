@@ -285,7 +285,11 @@ fn bad_values_are_one_error_line_and_exit_1() {
         ),
         (
             vec!["echo", "--size", "0", "--port", "1"],
-            "error: --size must be at least 1 byte",
+            "error: --size must be between 1 byte and 16MiB",
+        ),
+        (
+            vec!["echo", "--size", "1GiB", "--port", "1"],
+            "error: --size must be between 1 byte and 16MiB",
         ),
         (
             vec!["chat", "--rate", "0", "--port", "1"],
@@ -297,4 +301,35 @@ fn bad_values_are_one_error_line_and_exit_1() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.starts_with(want), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn running_out_of_descriptors_is_counted_by_cause() {
+    // The load process may hold 40 descriptors: stdio, the epoll instance
+    // and a few more leave room for fewer than 40 of the 60 connections.
+    let server = Server::start();
+    let port = server.echo_addr().port().to_string();
+    let out = Command::new("prlimit")
+        .arg("--nofile=40:40")
+        .arg(common::bin())
+        .args(["load", "echo", "--port", &port, "--clients", "60"])
+        .args(["--duration", "300ms", "--json"])
+        .output()
+        .expect("run prlimit echochat load");
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("descriptor limit 40"), "{stderr}");
+    assert!(
+        stderr.contains("warning: 60 clients need more descriptors"),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let connected = n(&v, "connected");
+    let out_of_fds = v["connect_errors_by_cause"]["out_of_descriptors"]
+        .as_u64()
+        .unwrap();
+    assert!(connected > 0 && out_of_fds > 0, "{v}");
+    assert_eq!(connected + n(&v, "connect_errors"), 60, "{v}");
+    assert_eq!(n(&v, "connect_errors"), out_of_fds, "{v}");
+    assert_eq!(n(&v, "verify_errors"), 0);
 }

@@ -45,6 +45,10 @@ pub use stats::{ConnectCause, Stats};
 /// are waited for.
 pub const DRAIN: Duration = Duration::from_secs(2);
 
+/// Largest echo message: each connection holds two buffers of this size
+/// (what was sent, what came back), so this bounds the memory per client.
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
 /// The echo service's first default port (DESIGN.md, `--echo-ports`).
 const DEFAULT_ECHO_PORT: u16 = 7000;
 /// The chat service's first default port.
@@ -116,8 +120,11 @@ pub fn run(cmd: &LoadCommand) -> Result<(), Error> {
 /// As [`run`].
 pub fn run_echo(args: &LoadEchoArgs) -> Result<Report, Error> {
     let size = args.size.as_usize();
-    if size == 0 {
-        return Err(Error::new("--size must be at least 1 byte"));
+    if size == 0 || size > MAX_MESSAGE_BYTES {
+        return Err(Error::new(format!(
+            "--size must be between 1 byte and {}MiB",
+            MAX_MESSAGE_BYTES >> 20
+        )));
     }
     drive(
         &args.common,
