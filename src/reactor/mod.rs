@@ -288,6 +288,13 @@ impl Reactor {
         log: LogHandle,
     ) -> Result<Reactor, Error> {
         let poll = Poll::new().map_err(Error::Poll)?;
+        // Catch signals before anything is announced: a SIGTERM sent the
+        // moment "listening on" appears must be a graceful stop, not the
+        // default action (death without a `stop` line).
+        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(Error::Poll)?;
+        poll.registry()
+            .register(&mut signals, token::SIGNALS, Interest::READABLE)
+            .map_err(Error::Poll)?;
         let mut listeners = Vec::new();
         let mut boxed = Vec::new();
         for (index, (service, range)) in services.into_iter().enumerate() {
@@ -311,10 +318,6 @@ impl Reactor {
             }));
             boxed.push(service);
         }
-        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(Error::Poll)?;
-        poll.registry()
-            .register(&mut signals, token::SIGNALS, Interest::READABLE)
-            .map_err(Error::Poll)?;
         let (console, early_input) = Console::start(poll.registry());
         let mut reactor = Reactor {
             poll,
@@ -380,7 +383,6 @@ impl Reactor {
         self.retry_cut_short_work();
         self.fire_timers();
         self.flush_and_close();
-        self.log.flush();
         Ok(())
     }
 
@@ -401,9 +403,12 @@ impl Reactor {
         next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
-    /// Step 2: `poll`. A signal arriving while we sleep interrupts the
-    /// system call (`EINTR`); that is not an error, just ask again.
+    /// Step 2: write the log lines batched since the last sleep (one
+    /// `write(2)`, so `tail -F` sees them now), then `poll`. A signal
+    /// arriving while we sleep interrupts the system call (`EINTR`); that
+    /// is not an error, just ask again.
     fn wait_for_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.log.flush();
         loop {
             match self.poll.poll(&mut self.events, timeout) {
                 Ok(()) => return Ok(()),
@@ -591,7 +596,7 @@ impl Reactor {
                         &mut self.fx,
                     );
                     self.apply_effects();
-                    if n < chunk && !read_closed {
+                    if n < chunk && !read_closed && cfg!(target_os = "linux") {
                         return;
                     }
                     budget = budget.saturating_sub(n);

@@ -44,6 +44,7 @@ pub struct ServerBuilder {
     echo: bool,
     chat: bool,
     rlimit_nofile: Option<u64>,
+    extra_fds: usize,
 }
 
 impl Default for ServerBuilder {
@@ -59,6 +60,7 @@ impl ServerBuilder {
             echo: true,
             chat: true,
             rlimit_nofile: None,
+            extra_fds: 0,
         }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -83,8 +85,18 @@ impl ServerBuilder {
         self
     }
 
-    pub fn start(self) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// Like `nofile`, but the server also inherits `n` extra open
+    /// descriptors (`/dev/null`), as if something else in the process held
+    /// them: they count against `RLIMIT_NOFILE` without the server knowing,
+    /// so `accept` can hit `EMFILE` even when `--max-clients` was fitted to
+    /// the limit.
+    pub fn extra_fds(mut self, n: usize) -> Self {
+        self.extra_fds = n;
+        self
+    }
+
+    /// The command line, with the log directory inside `dir`.
+    fn command(&self, dir: &Path) -> Command {
         let mut cmd = match self.rlimit_nofile {
             Some(n) => {
                 let mut c = Command::new("prlimit");
@@ -93,9 +105,7 @@ impl ServerBuilder {
             }
             None => Command::new(bin()),
         };
-        cmd.arg("serve")
-            .arg("--log-dir")
-            .arg(dir.path().join("logs"));
+        cmd.arg("serve").arg("--log-dir").arg(dir.join("logs"));
         let has = |flag: &str| self.args.iter().any(|a| a == flag);
         if self.echo && !has("--echo-ports") {
             cmd.args(["--echo-ports", "0"]);
@@ -110,6 +120,28 @@ impl ServerBuilder {
             cmd.arg("--no-chat");
         }
         cmd.args(&self.args);
+        if self.extra_fds > 0 {
+            let n = self.extra_fds;
+            // SAFETY: between fork and exec only open(2) is called, which is
+            // async-signal-safe; the path is a static C string.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(move || {
+                    for _ in 0..n {
+                        if libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+        cmd
+    }
+
+    pub fn start(self) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = self.command(dir.path());
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -132,22 +164,95 @@ impl ServerBuilder {
         server.await_listening(rx, self.echo, self.chat);
         server
     }
+
+    /// Runs a server that is expected to stop by itself (a startup error):
+    /// waits for it to exit within [`DEADLINE`] (killing it and failing the
+    /// test otherwise) and returns its exit status and output.
+    #[track_caller]
+    pub fn run_to_exit(self) -> Exited {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = self.command(dir.path());
+        cmd.stdin(Stdio::null());
+        run_with_deadline(cmd, dir)
+    }
+}
+
+/// A finished process: its exit status and what it printed.
+#[derive(Debug)]
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// Runs `cmd` to completion with [`DEADLINE`]; fails the test if it hangs.
+#[track_caller]
+pub fn run_with_deadline(mut cmd: Command, dir: tempfile::TempDir) -> Exited {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn echochat");
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let err = Arc::new(Mutex::new(Vec::new()));
+    let t1 = spawn_line_reader(child.stdout.take().unwrap(), out.clone(), None);
+    let t2 = spawn_line_reader(child.stderr.take().unwrap(), err.clone(), None);
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "process did not exit in time; stdout={:?} stderr={:?}",
+                out.lock().unwrap(),
+                err.lock().unwrap()
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let _ = t1.join();
+    let _ = t2.join();
+    let join = |v: &Arc<Mutex<Vec<String>>>| {
+        v.lock()
+            .unwrap()
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    Exited {
+        status,
+        stdout: join(&out),
+        stderr: join(&err),
+        dir,
+    }
+}
+
+/// Runs the binary with `args` (no server defaults added), e.g. `--version`.
+#[track_caller]
+pub fn run_bin<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> Exited {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(bin());
+    cmd.args(args).current_dir(dir.path()).stdin(Stdio::null());
+    run_with_deadline(cmd, dir)
 }
 
 fn spawn_line_reader<R: Read + Send + 'static>(
     r: R,
     sink: Arc<Mutex<Vec<String>>>,
     tx: Option<mpsc::Sender<String>>,
-) {
+) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         for line in BufReader::new(r).lines() {
             let Ok(line) = line else { break };
+            // Stored before it is announced, so whoever hears of the line
+            // (e.g. `await_listening`) also finds it in `sink`.
+            sink.lock().unwrap().push(line.clone());
             if let Some(tx) = &tx {
-                let _ = tx.send(line.clone());
+                let _ = tx.send(line);
             }
-            sink.lock().unwrap().push(line);
         }
-    });
+    })
 }
 
 impl Server {
@@ -404,4 +509,192 @@ pub fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// One parsed log line: `TIMESTAMP LEVEL EVENT key=value ...`.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub level: String,
+    pub event: String,
+    /// Keys in order, values with quotes removed (escapes kept as written).
+    pub fields: Vec<(String, String)>,
+}
+
+impl LogLine {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Checks a line against the contract's grammar, i.e. the regex
+/// `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO |DEBUG|WARN |ERROR) [a-z-]+( key=value)*$`
+/// where a value is either bare (no space, `"`, `=`, `\` or control
+/// character) or double-quoted with `\"`, `\\`, `\n`, `\r`, `\t`, `\xHH`
+/// escapes. Returns the parts, or what is wrong.
+pub fn parse_log_line(line: &str) -> Result<LogLine, String> {
+    let b = line.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let lit = |i: usize, c: u8| b.get(i) == Some(&c);
+    // 2026-11-22T13:53:12.123Z
+    let ts_ok = (0..4).all(digit)
+        && lit(4, b'-')
+        && digit(5)
+        && digit(6)
+        && lit(7, b'-')
+        && digit(8)
+        && digit(9)
+        && lit(10, b'T')
+        && digit(11)
+        && digit(12)
+        && lit(13, b':')
+        && digit(14)
+        && digit(15)
+        && lit(16, b':')
+        && digit(17)
+        && digit(18)
+        && lit(19, b'.')
+        && (20..23).all(digit)
+        && lit(23, b'Z')
+        && lit(24, b' ');
+    if !ts_ok {
+        return Err(format!("bad timestamp in {line:?}"));
+    }
+    let level = line
+        .get(25..30)
+        .ok_or_else(|| format!("no level in {line:?}"))?;
+    if !["INFO ", "DEBUG", "WARN ", "ERROR"].contains(&level) || !lit(30, b' ') {
+        return Err(format!("bad level {level:?} in {line:?}"));
+    }
+    let rest = &line[31..];
+    let ev_end = rest.find(' ').unwrap_or(rest.len());
+    let event = &rest[..ev_end];
+    if event.is_empty() || !event.bytes().all(|c| c.is_ascii_lowercase() || c == b'-') {
+        return Err(format!("bad event name {event:?} in {line:?}"));
+    }
+    let mut fields = Vec::new();
+    let mut r = &rest[ev_end..];
+    while !r.is_empty() {
+        r = r
+            .strip_prefix(' ')
+            .ok_or_else(|| format!("expected ' ' before a field at {r:?} in {line:?}"))?;
+        let eq = r
+            .find('=')
+            .ok_or_else(|| format!("field without '=' at {r:?} in {line:?}"))?;
+        let key = &r[..eq];
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
+        {
+            return Err(format!("bad key {key:?} in {line:?}"));
+        }
+        r = &r[eq + 1..];
+        let value;
+        if let Some(q) = r.strip_prefix('"') {
+            let qb = q.as_bytes();
+            let mut i = 0;
+            loop {
+                match qb.get(i) {
+                    None => return Err(format!("unterminated quoted value in {line:?}")),
+                    Some(b'"') => break,
+                    Some(b'\\') => match qb.get(i + 1) {
+                        Some(b'"' | b'\\' | b'n' | b'r' | b't') => i += 2,
+                        Some(b'x')
+                            if qb.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+                                && qb.get(i + 3).is_some_and(u8::is_ascii_hexdigit) =>
+                        {
+                            i += 4
+                        }
+                        _ => return Err(format!("bad escape in {line:?}")),
+                    },
+                    Some(c) if c.is_ascii_control() => {
+                        return Err(format!("raw control byte in {line:?}"));
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+            value = q[..i].to_string();
+            r = &q[i + 1..];
+        } else {
+            let end = r.find(' ').unwrap_or(r.len());
+            let v = &r[..end];
+            if v.is_empty() {
+                return Err(format!("empty bare value for {key:?} in {line:?}"));
+            }
+            if v.chars()
+                .any(|c| c == '"' || c == '=' || c == '\\' || c.is_control())
+            {
+                return Err(format!("bare value {v:?} needs quoting in {line:?}"));
+            }
+            value = v.to_string();
+            r = &r[end..];
+        }
+        fields.push((key.to_string(), value));
+    }
+    Ok(LogLine {
+        level: level.trim_end().to_string(),
+        event: event.to_string(),
+        fields,
+    })
+}
+
+impl Server {
+    /// Every line of the active log file, parsed; fails on a line that
+    /// breaks the grammar.
+    #[track_caller]
+    pub fn events(&self) -> Vec<LogLine> {
+        parse_all(&self.log())
+    }
+
+    /// The `conn` the server gave to the client socket `s` (found by its
+    /// `accept` line's `peer`, which is the client's local address).
+    #[track_caller]
+    pub fn conn_of(&self, s: &TcpStream) -> u64 {
+        let peer = s.local_addr().unwrap().to_string();
+        let line = self.wait_log(&format!("accept of peer={peer}"), |l| {
+            event_name(l) == Some("accept") && field(l, "peer").as_deref() == Some(peer.as_str())
+        });
+        field(&line, "conn")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("accept line without a numeric conn: {line}"))
+    }
+
+    /// Waits for the `disconnect` line of `conn` and returns it.
+    #[track_caller]
+    pub fn wait_disconnect(&self, conn: u64) -> String {
+        let c = conn.to_string();
+        self.wait_log(&format!("disconnect of conn={conn}"), |l| {
+            event_name(l) == Some("disconnect") && field(l, "conn").as_deref() == Some(c.as_str())
+        })
+    }
+
+    /// Everything the server printed on stdout so far.
+    pub fn stdout_text(&self) -> String {
+        self.stdout.lock().unwrap().join("\n")
+    }
+
+    /// Everything the server printed on stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+/// Parses every line of a log text; fails the test on the first bad one.
+#[track_caller]
+pub fn parse_all(text: &str) -> Vec<LogLine> {
+    text.lines()
+        .map(|l| parse_log_line(l).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// Writes `data` and half-closes, then reads everything until EOF.
+#[track_caller]
+pub fn send_and_finish(s: &mut TcpStream, data: &[u8]) -> Vec<u8> {
+    s.write_all(data).expect("write");
+    s.shutdown(std::net::Shutdown::Write)
+        .expect("shutdown(Write)");
+    read_to_eof(s)
 }

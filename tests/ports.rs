@@ -1,0 +1,155 @@
+//! Port ranges (DESIGN.md, "Ports"): a busy port is logged as `bind-retry`
+//! and the next one taken; a fully taken range is `error: no free port ...`
+//! and exit 1.
+//!
+//! Fixed ports are not safe in parallel tests, so the ranges are made of
+//! ports this test holds: bind listeners on port 0, then build the range
+//! from the ports the OS gave.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpListener;
+
+use common::*;
+
+/// Holds a listener on some port P while P+1 is free (checked by binding
+/// and releasing it). Retries with other ports if P+1 is taken.
+fn held_port_with_free_next() -> (TcpListener, u16) {
+    for _ in 0..50 {
+        let held = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = held.local_addr().unwrap().port();
+        if p == u16::MAX {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return (held, p);
+        }
+    }
+    panic!("found no port P with P+1 free in 50 tries");
+}
+
+/// Holds listeners on two consecutive ports P and P+1.
+fn two_held_ports() -> (TcpListener, TcpListener, u16) {
+    for _ in 0..50 {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p == u16::MAX {
+            continue;
+        }
+        if let Ok(b) = TcpListener::bind(("127.0.0.1", p + 1)) {
+            return (a, b, p);
+        }
+    }
+    panic!("found no two consecutive free ports in 50 tries");
+}
+
+#[test]
+fn busy_port_is_skipped_with_bind_retry() {
+    let (_held, p) = held_port_with_free_next();
+    let server = Server::builder()
+        .no_chat()
+        .args(["--echo-ports", &format!("{p}-{}", p + 1)])
+        .start();
+    let next = p + 1;
+    assert_eq!(server.echo_addr().port(), next, "bound the next port");
+    let want = format!("echo listening on 127.0.0.1:{next}");
+    assert!(
+        server.stdout_text().contains(&want),
+        "stdout lacks {want:?}: {}",
+        server.stdout_text()
+    );
+    let retry = server.wait_log("bind-retry logged", |l| event_name(l) == Some("bind-retry"));
+    let parsed = parse_log_line(&retry).unwrap();
+    assert_eq!(parsed.level, "WARN", "{retry}");
+    assert_eq!(parsed.get("service"), Some("echo"), "{retry}");
+    assert_eq!(
+        parsed.get("addr"),
+        Some(format!("127.0.0.1:{p}").as_str()),
+        "{retry}"
+    );
+    assert!(
+        parsed.get("error").is_some_and(|e| !e.is_empty()),
+        "{retry}"
+    );
+    let listen = server.wait_log("listen logged", |l| event_name(l) == Some("listen"));
+    assert_eq!(
+        field(&listen, "addr"),
+        Some(format!("127.0.0.1:{next}")),
+        "{listen}"
+    );
+    // And it really serves there.
+    let mut s = connect(server.echo_addr());
+    assert_eq!(send_and_finish(&mut s, b"ok\n"), b"ok\n");
+}
+
+#[test]
+fn fully_taken_range_exits_1_naming_service_and_range() {
+    let (_a, _b, p) = two_held_ports();
+    let range = format!("{p}-{}", p + 1);
+    let out = Server::builder()
+        .no_chat()
+        .args(["--echo-ports", &range])
+        .run_to_exit();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let want = format!("error: no free port for echo in {range}");
+    assert!(
+        out.stderr.starts_with(&want),
+        "stderr should start with {want:?}: {:?}",
+        out.stderr
+    );
+    assert!(
+        !out.stdout.contains("listening on"),
+        "claimed to listen: {:?}",
+        out.stdout
+    );
+    // Both ports were tried, each logged.
+    let log = std::fs::read_to_string(out.dir.path().join("logs/echochat.log")).unwrap_or_default();
+    let retries: Vec<_> = parse_all(&log)
+        .into_iter()
+        .filter(|e| e.event == "bind-retry")
+        .map(|e| e.get("addr").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        retries,
+        [format!("127.0.0.1:{p}"), format!("127.0.0.1:{}", p + 1)],
+        "bind-retry lines in the log:\n{log}"
+    );
+}
+
+#[test]
+fn single_taken_port_exits_1() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = held.local_addr().unwrap().port();
+    let out = Server::builder()
+        .no_chat()
+        .args(["--echo-ports", &p.to_string()])
+        .run_to_exit();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.starts_with("error: no free port for echo in "),
+        "{:?}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(&p.to_string()), "{:?}", out.stderr);
+}
+
+/// `SO_REUSEADDR`: a restart on the same port does not trip on the
+/// `TIME_WAIT` left by a connection the server closed first.
+#[test]
+fn restart_on_the_same_port_despite_time_wait() {
+    let mut first = Server::builder().no_chat().start();
+    let port = first.echo_addr().port();
+    let mut s = connect(first.echo_addr());
+    // The exit word makes the server close first, so its side of the
+    // connection (on `port`) goes to TIME_WAIT.
+    s.write_all(b"exit\n").unwrap();
+    assert!(read_to_eof(&mut s).is_empty());
+    first.signal(libc::SIGTERM);
+    assert_eq!(first.wait_exit().code(), Some(0));
+    let second = Server::builder()
+        .no_chat()
+        .args(["--echo-ports", &port.to_string()])
+        .start();
+    assert_eq!(second.echo_addr().port(), port);
+}
