@@ -21,7 +21,9 @@
 //! Read `mod.rs` for how the threads are started and merged, `connect.rs`
 //! for the connect ramp.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -154,7 +156,7 @@ impl Worker<'_> {
         let mut result = ThreadResult::default();
         let mut load_start = started;
         let mut drain_end = started;
-        let mut connect_deadlines = std::collections::VecDeque::new();
+        let mut connect_deadlines = VecDeque::new();
         loop {
             let now = Instant::now();
             let timeout = match self.phase {
@@ -164,9 +166,7 @@ impl Worker<'_> {
                     if self.next_start == self.conns.len() && self.in_flight == 0 {
                         result.ramp = started.elapsed();
                         self.phase = Phase::WaitOthers;
-                        self.shared
-                            .ready_threads
-                            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                        self.shared.ready_threads.fetch_add(1, Ordering::AcqRel);
                         continue;
                     }
                     connect_deadlines
@@ -219,11 +219,7 @@ impl Worker<'_> {
     }
 
     /// Keep up to `burst` connects in flight.
-    fn start_connects(
-        &mut self,
-        now: Instant,
-        deadlines: &mut std::collections::VecDeque<(Instant, usize)>,
-    ) {
+    fn start_connects(&mut self, now: Instant, deadlines: &mut VecDeque<(Instant, usize)>) {
         while self.in_flight < self.burst && self.next_start < self.conns.len() {
             let i = self.next_start;
             self.next_start += 1;
@@ -252,11 +248,7 @@ impl Worker<'_> {
 
     /// Connects still in flight at their deadline fail as timed out. All
     /// deadlines are start + the same timeout, so the queue is in order.
-    fn expire_connects(
-        &mut self,
-        now: Instant,
-        deadlines: &mut std::collections::VecDeque<(Instant, usize)>,
-    ) {
+    fn expire_connects(&mut self, now: Instant, deadlines: &mut VecDeque<(Instant, usize)>) {
         while let Some(&(deadline, i)) = deadlines.front() {
             if deadline > now {
                 break;
@@ -462,9 +454,7 @@ impl Worker<'_> {
                 CloseKind::Error(e) => ConnectCause::of(e),
             };
             self.stats.connected -= 1;
-            self.shared
-                .connected
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.shared.connected.fetch_sub(1, Ordering::Relaxed);
             self.stats.connect_failed(cause);
             Shared::add(&self.shared.failed, 1);
         } else {
