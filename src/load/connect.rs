@@ -1,0 +1,284 @@
+//! Getting connections up: the preflight (descriptor limit, ephemeral port
+//! range, source addresses) and the non-blocking connect itself.
+//!
+//! A connect is started here and finished by the worker's event loop: the
+//! socket becomes writable when the handshake ends, and then `SO_ERROR`
+//! (`take_error`) says whether it worked (mio's `TcpStream::connect` docs
+//! describe the same dance). Every failure is classified by
+//! [`ConnectCause`], never fatal. Read `echo.rs` or `chat.rs` next.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::Error;
+use super::stats::ConnectCause;
+
+/// The most loopback source addresses we spread over (127.0.0.1 ..= .254).
+const MAX_SOURCE_ADDRS: usize = 254;
+
+/// Where to connect and from where; shared read-only by all threads.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Source addresses to bind before connecting, chosen round-robin by
+    /// client index. Empty: let the kernel choose (the usual case).
+    pub sources: Vec<IpAddr>,
+}
+
+impl Target {
+    /// The source address for client `i`, if sources are spread.
+    pub fn source_for(&self, i: usize) -> Option<IpAddr> {
+        if self.sources.is_empty() {
+            None
+        } else {
+            Some(self.sources[i % self.sources.len()])
+        }
+    }
+}
+
+/// What the preflight found; printed as one line on stderr.
+#[derive(Debug, Clone)]
+pub struct Preflight {
+    /// `RLIMIT_NOFILE` soft limit after raising it to the hard limit.
+    pub nofile: u64,
+    /// The soft limit before we raised it (same as `nofile` if unchanged).
+    pub nofile_before: u64,
+    /// `/proc/sys/net/ipv4/ip_local_port_range`, if readable.
+    pub port_range: Option<(u16, u16)>,
+    pub sources: Vec<IpAddr>,
+    pub clients: usize,
+}
+
+impl Preflight {
+    /// The line printed to stderr before the run.
+    pub fn line(&self) -> String {
+        let mut s = format!("preflight: descriptor limit {}", self.nofile);
+        if self.nofile_before != self.nofile {
+            s.push_str(&format!(" (raised from {})", self.nofile_before));
+        }
+        match self.port_range {
+            Some((lo, hi)) => s.push_str(&format!(
+                ", local port range {lo}-{hi} ({} ports per source address)",
+                u32::from(hi) - u32::from(lo) + 1
+            )),
+            None => s.push_str(", local port range unknown"),
+        }
+        match self.sources.as_slice() {
+            [] => s.push_str(", source address chosen by the kernel"),
+            [one] => s.push_str(&format!(", source address {one}")),
+            [first, .., last] => s.push_str(&format!(
+                ", source addresses {first}..{last} ({})",
+                self.sources.len()
+            )),
+        }
+        // Each connection is one descriptor; the epoll instances, stdio and
+        // the progress thread need a few more.
+        if self.clients as u64 + 32 > self.nofile {
+            s.push_str(&format!(
+                "; warning: {} clients need more descriptors than the limit, the rest will fail as out_of_descriptors",
+                self.clients
+            ));
+        }
+        s
+    }
+}
+
+/// Resolve `host:port` to the first address it names.
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::new(format!("cannot resolve --host {host}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::new(format!("--host {host} resolves to no address")))
+}
+
+/// Raise the descriptor limit, read the port range, and decide the source
+/// addresses for `clients` connections to `addr`.
+pub fn preflight(addr: SocketAddr, clients: usize) -> (Preflight, Target) {
+    let (nofile_before, nofile) = raise_nofile();
+    let port_range = read_port_range();
+    let sources = plan_sources(addr, clients, port_range);
+    let pre = Preflight {
+        nofile,
+        nofile_before,
+        port_range,
+        sources: sources.clone(),
+        clients,
+    };
+    (pre, Target { addr, sources })
+}
+
+/// Raise the soft `RLIMIT_NOFILE` to the hard limit: each connection is a
+/// descriptor, and the default soft limit (often 1024) is far below what a
+/// load run needs. Returns (before, after).
+fn raise_nofile() -> (u64, u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return (0, 0);
+    }
+    let before: u64 = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return (before, lim.rlim_max);
+        }
+    }
+    (before, before)
+}
+
+fn read_port_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    parse_port_range(&text)
+}
+
+fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let mut it = text.split_whitespace();
+    let lo = it.next()?.parse().ok()?;
+    let hi = it.next()?.parse().ok()?;
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// Spread over 127.0.0.1..k when one source address would need more than
+/// half of its ephemeral ports for this destination: the kernel picks a
+/// local port per (source, destination) pair, and ports left in TIME_WAIT
+/// by earlier runs eat into the range. Only for an IPv4 loopback target,
+/// where every 127.x address is ours.
+fn plan_sources(addr: SocketAddr, clients: usize, range: Option<(u16, u16)>) -> Vec<IpAddr> {
+    let IpAddr::V4(ip) = addr.ip() else {
+        return Vec::new();
+    };
+    if !ip.is_loopback() {
+        return Vec::new();
+    }
+    let ports = range.map_or(28_232, |(lo, hi)| usize::from(hi - lo) + 1);
+    let per_source = (ports / 2).max(1);
+    if clients <= per_source {
+        return Vec::new();
+    }
+    let k = clients.div_ceil(per_source).min(MAX_SOURCE_ADDRS);
+    (0..k)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + i as u8)))
+        .collect()
+}
+
+/// Start a non-blocking connect for client `i`. `Ok` means the handshake is
+/// under way (or done); the caller registers the stream for WRITABLE and
+/// calls [`finish`] when it fires.
+pub fn start(target: &Target, i: usize) -> Result<mio::net::TcpStream, ConnectCause> {
+    let fail = |e: io::Error| ConnectCause::of(&e);
+    let domain = Domain::for_address(target.addr);
+    let sock = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    sock.set_nonblocking(true).map_err(fail)?;
+    // Small request/reply messages: without TCP_NODELAY, Nagle would hold a
+    // short write while the previous one is unacknowledged.
+    sock.set_tcp_nodelay(true).map_err(fail)?;
+    if let Some(src) = target.source_for(i) {
+        // IP_BIND_ADDRESS_NO_PORT: reserve the port at connect time, per
+        // (source, destination) pair, instead of at bind time, where a port
+        // would be taken for every destination at once.
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt on a socket we own, reading a c_int we own.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        sock.bind(&SockAddr::from(SocketAddr::new(src, 0)))
+            .map_err(fail)?;
+    }
+    match sock.connect(&SockAddr::from(target.addr)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(fail(e)),
+    }
+    Ok(mio::net::TcpStream::from_std(sock.into()))
+}
+
+/// After a WRITABLE (or error) event on a connecting stream: `Ok(true)` when
+/// connected, `Ok(false)` when still in progress (a spurious wakeup), `Err`
+/// with the cause when the connect failed.
+pub fn finish(stream: &mio::net::TcpStream) -> Result<bool, ConnectCause> {
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return Err(ConnectCause::of(&e)),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(ConnectCause::of(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_range_parses() {
+        assert_eq!(parse_port_range("32768\t60999\n"), Some((32768, 60999)));
+        assert_eq!(parse_port_range("garbage"), None);
+        assert_eq!(parse_port_range("9 1"), None);
+    }
+
+    #[test]
+    fn sources_spread_only_when_needed() {
+        let lo: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let range = Some((32768, 60999));
+        assert!(plan_sources(lo, 1000, range).is_empty());
+        let s = plan_sources(lo, 19_000, range);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+        let small = plan_sources(lo, 19_000, Some((60000, 60999)));
+        assert_eq!(small.len(), 38);
+        let v6: SocketAddr = "[::1]:7000".parse().unwrap();
+        assert!(plan_sources(v6, 19_000, range).is_empty());
+    }
+
+    #[test]
+    fn connect_to_closed_port_is_refused() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let target = Target {
+            addr,
+            sources: vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))],
+        };
+        let cause = match start(&target, 0) {
+            Err(c) => c,
+            Ok(s) => {
+                let mut poll = mio::Poll::new().unwrap();
+                let mut s = s;
+                poll.registry()
+                    .register(&mut s, mio::Token(0), mio::Interest::WRITABLE)
+                    .unwrap();
+                let mut events = mio::Events::with_capacity(4);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                loop {
+                    poll.poll(&mut events, Some(std::time::Duration::from_millis(50)))
+                        .unwrap();
+                    match finish(&s) {
+                        Ok(false) => assert!(std::time::Instant::now() < deadline),
+                        Ok(true) => panic!("connected to a closed port"),
+                        Err(c) => break c,
+                    }
+                }
+            }
+        };
+        assert_eq!(cause, ConnectCause::Refused);
+    }
+}
