@@ -104,6 +104,81 @@ impl Conn {
     }
 }
 
+/// Asks the kernel to report, with every read, how many bytes are still
+/// queued on the socket (Linux `TCP_INQ`). See [`recv_chunk`].
+pub fn enable_inq(stream: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt with a pointer to a local int and its size.
+        // Failure (an old kernel) only means reads report no queue length.
+        unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_TCP,
+                libc::TCP_INQ,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = stream;
+}
+
+/// Reads at most `buf.len()` bytes. Also returns, when the kernel says so
+/// (`TCP_INQ` on Linux), how many bytes are still waiting after this read.
+///
+/// Why: with edge-triggered readiness a reader must know it has drained
+/// the socket before it stops, or it may never be woken for the rest. The
+/// portable way is to read until `WouldBlock`, which costs one more failed
+/// `recv` per message. "0 bytes left" says the same thing for free.
+pub fn recv_chunk(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<(usize, Option<usize>)> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // Room for one control message carrying an int, 8-byte aligned.
+        let mut control = [0u64; 4];
+        // SAFETY: an all-zero msghdr is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: msg points at a live iovec over `buf` and a live control
+        // buffer, with their true lengths.
+        let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut queued = None;
+        // SAFETY: walking the control messages the kernel just wrote, with
+        // the libc macros, inside the buffer described by `msg`.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_TCP && (*cmsg).cmsg_type == libc::TCP_CM_INQ {
+                    let left =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
+                    queued = usize::try_from(left).ok();
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        Ok((n as usize, queued))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        use std::io::Read;
+        stream.read(buf).map(|n| (n, None))
+    }
+}
+
 /// One piece of queued output.
 enum Chunk {
     /// Bytes only this connection gets (echo replies, chat replies).
@@ -181,7 +256,13 @@ impl OutQueue {
             });
             n += 1;
         }
-        let written = stream.write_vectored(&slices[..n])?;
+        // One slice is the common case: plain write(2) skips importing an
+        // iovec array.
+        let written = if n == 1 {
+            stream.write(slices[0].as_ref())?
+        } else {
+            stream.write_vectored(&slices[..n])?
+        };
         self.consume(written, pool);
         Ok(written)
     }

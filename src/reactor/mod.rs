@@ -19,7 +19,7 @@ mod timers;
 mod token;
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -501,6 +501,7 @@ impl Reactor {
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, service: usize) {
         // Replies are small and must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
+        conn::enable_inq(&stream);
         let full = self.conns.len() >= self.config.max_clients;
         let entry = self.conns.vacant_entry();
         let key = ConnKey {
@@ -557,10 +558,12 @@ impl Reactor {
     /// Reads until the socket is drained (or the budget is spent), handing
     /// each chunk to the service and applying its effects at once.
     ///
-    /// Drained means `WouldBlock` — or, on Linux, a read shorter than asked:
-    /// the receive queue was then empty, and data arriving later raises a
-    /// new edge. The exception is a FIN that already arrived (`read_closed`):
-    /// no new edge will come for it, so read on until `recv` returns 0.
+    /// Drained means `WouldBlock` — or, on Linux, the kernel's word that no
+    /// byte is left after this read (`TCP_INQ`, see `conn::recv_chunk`), or
+    /// a read shorter than asked: the receive queue was then empty, and
+    /// data arriving later raises a new edge. The exception is a FIN that
+    /// already arrived (`read_closed`): no new edge will come for it, so
+    /// read on until `recv` returns 0.
     fn read_conn(&mut self, slot: usize, read_closed: bool) {
         let chunk = self.config.read_chunk;
         let mut budget = READ_BUDGET.max(chunk);
@@ -573,15 +576,15 @@ impl Reactor {
             }
             let key = conn.key;
             let service = conn.service;
-            match conn.stream.read(&mut self.read_buf[..chunk]) {
-                Ok(0) => {
+            match conn::recv_chunk(&mut conn.stream, &mut self.read_buf[..chunk]) {
+                Ok((0, _)) => {
                     // recv() == 0: the peer sent FIN. It may still read.
                     conn.peer_closed = true;
                     self.services[service].on_eof(key, self.now, &mut self.fx);
                     self.apply_effects();
                     return;
                 }
-                Ok(n) => {
+                Ok((n, queued)) => {
                     conn.bytes_in += n as u64;
                     conn.last_active = self.now;
                     event::record(&Event::Recv {
@@ -596,7 +599,11 @@ impl Reactor {
                         &mut self.fx,
                     );
                     self.apply_effects();
-                    if n < chunk && !read_closed && cfg!(target_os = "linux") {
+                    let drained = match queued {
+                        Some(left) => left == 0,
+                        None => n < chunk && cfg!(target_os = "linux"),
+                    };
+                    if drained && !read_closed {
                         return;
                     }
                     budget = budget.saturating_sub(n);
@@ -629,8 +636,21 @@ impl Reactor {
                     if let Some(conn) = live_mut(&mut self.conns, to)
                         && accepts_output(conn)
                     {
-                        conn.out.push_copy(bytes, &mut self.pool);
-                        self.dirty.push(to);
+                        // Write first: with nothing queued ahead, hand the
+                        // bytes to the kernel now; queue only what it did
+                        // not take (and then wait for WRITABLE).
+                        let name = self.services[conn.service].name();
+                        let sent = if conn.out.is_empty() {
+                            write_now(conn, bytes, name, self.now)
+                        } else {
+                            0
+                        };
+                        if conn.closing.is_some_and(|r| !r.flushes_output()) {
+                            self.closing.push(to);
+                        } else if sent < bytes.len() {
+                            conn.out.push_copy(&bytes[sent..], &mut self.pool);
+                            self.dirty.push(to);
+                        }
                     }
                 }
                 Effect::SendShared { to, bytes } => {
@@ -899,6 +919,33 @@ impl Reactor {
 
 fn live_mut(conns: &mut Slab<Conn>, key: ConnKey) -> Option<&mut Conn> {
     conns.get_mut(key.slot).filter(|c| c.key.id == key.id)
+}
+
+/// Writes `bytes` straight to the socket; returns how many the kernel
+/// took. A failed socket is marked for closing (its output is dropped).
+fn write_now(conn: &mut Conn, bytes: &[u8], service: &'static str, now: Instant) -> usize {
+    loop {
+        match conn.stream.write(bytes) {
+            Ok(n) => {
+                if n > 0 {
+                    conn.bytes_out += n as u64;
+                    conn.last_active = now;
+                    event::record(&Event::Send {
+                        service,
+                        conn: conn.key.id,
+                        bytes: n,
+                    });
+                }
+                return n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                conn.mark_closing(reason_for(&e));
+                return 0;
+            }
+        }
+    }
 }
 
 /// Output is still accepted for a connection unless it is being dropped.

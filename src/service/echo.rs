@@ -121,7 +121,7 @@ impl Service for EchoService {
         while i < bytes.len() {
             if !st.matching() {
                 // Fast path: echo up to and including the next newline.
-                match bytes[i..].iter().position(|&b| b == b'\n') {
+                match memchr::memchr(b'\n', &bytes[i..]) {
                     Some(nl) => {
                         i += nl + 1;
                         st.at_line_start = true;
