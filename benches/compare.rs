@@ -195,7 +195,7 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "echo-1k-19000",
-            ours: vec!["--log-level", "info", "--max-clients", "19500"],
+            ours: info.clone(),
             reference: None,
             alt: None,
             load: echo(19_000, "1KiB", 4),

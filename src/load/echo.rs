@@ -13,9 +13,9 @@
 //! - A read that completes the message is not followed by another read
 //!   either: the protocol is closed-loop, so nothing more can arrive until
 //!   the next message is sent — which happens right away, in the same turn.
-//! - The message bytes come from a per-(connection, sequence) pseudo-random
-//!   stream, so a reply from another connection or an older message never
-//!   compares equal. Every byte has its high bit set: no `\n`, so the echo
+//! - Each message is a window of a random pattern at a per-(connection,
+//!   sequence) offset, stamped with both, so a reply from another
+//!   connection or an older message never compares equal. Every byte has its high bit set: no `\n`, so the echo
 //!   service's exit word can never appear and nothing is held back.
 //!
 //! Read `mod.rs` for how the threads are started and merged, `connect.rs`
@@ -101,6 +101,8 @@ struct Worker<'a> {
     /// Round trips not yet added to the shared progress counter.
     unreported: u64,
     poll: Poll,
+    /// Random bytes every message is cut from (see `fill_message`).
+    pattern: Vec<u8>,
 }
 
 /// How long a connect may take before it counts as timed out.
@@ -146,6 +148,7 @@ pub fn run_thread(
         load_end: now,
         unreported: 0,
         poll,
+        pattern: make_pattern(size, 0x5EED ^ size as u64),
     };
     w.run(plan.started, plan.duration)
 }
@@ -329,7 +332,7 @@ impl Worker<'_> {
     fn start_message(&mut self, i: usize, now: Instant) {
         let c = &mut self.conns[i];
         c.seq += 1;
-        fill_message(&mut c.out, c.id, c.seq);
+        fill_message(&mut c.out, &self.pattern, c.id, c.seq);
         c.sent = 0;
         c.got = 0;
         c.sent_at = now;
@@ -463,25 +466,49 @@ impl Worker<'_> {
     }
 }
 
-/// Fill `buf` with the bytes of message `seq` of connection `id`: a
-/// splitmix64 stream seeded by both, every byte with its high bit set.
-pub fn fill_message(buf: &mut [u8], id: u64, seq: u64) {
-    let mut state =
-        id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seq.rotate_left(32) ^ 0xD1B5_4A32_D192_ED03;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) | 0x8080_8080_8080_8080
+/// Fill `buf` with the bytes of message `seq` of connection `id`.
+///
+/// A fresh pseudo-random stream per message would cost more CPU than the
+/// server spends on it (64 KiB of splitmix per message), so each message is
+/// a window of one random `pattern` (twice the message size, shared by the
+/// thread) at an offset derived from `(id, seq)`, with `id` and `seq`
+/// stamped into its first 16 bytes. A reply from another connection or an
+/// older message therefore never compares equal, and filling is a memcpy.
+/// Every byte has its high bit set (no `\n`).
+pub fn fill_message(buf: &mut [u8], pattern: &[u8], id: u64, seq: u64) {
+    let len = buf.len();
+    let offset = if len == 0 {
+        0
+    } else {
+        (splitmix(id ^ seq.rotate_left(32)) % len as u64) as usize
     };
-    let mut chunks = buf.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        chunk.copy_from_slice(&next().to_le_bytes());
+    buf.copy_from_slice(&pattern[offset..offset + len]);
+    // Stamp id and seq, 7 bits per byte, high bit set.
+    let stamp = (0..8)
+        .map(|k| (id >> (7 * k)) as u8 | 0x80)
+        .chain((0..8).map(|k| (seq >> (7 * k)) as u8 | 0x80));
+    for (dst, b) in buf.iter_mut().zip(stamp) {
+        *dst = b;
     }
-    let rest = chunks.into_remainder();
-    let tail = next().to_le_bytes();
-    rest.copy_from_slice(&tail[..rest.len()]);
+}
+
+/// The random bytes messages are cut from: `2 * size` bytes, high bit set.
+pub fn make_pattern(size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(2 * size + 8);
+    while out.len() < 2 * size {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        out.extend_from_slice(&(splitmix(state) | 0x8080_8080_8080_8080).to_le_bytes());
+    }
+    out.truncate(2 * size);
+    out
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -490,20 +517,22 @@ mod tests {
 
     #[test]
     fn messages_differ_by_connection_and_sequence_and_have_no_newline() {
+        let p = make_pattern(37, 7);
         let mut a = [0u8; 37];
         let mut b = [0u8; 37];
         let mut c = [0u8; 37];
-        fill_message(&mut a, 1, 1);
-        fill_message(&mut b, 2, 1);
-        fill_message(&mut c, 1, 2);
+        fill_message(&mut a, &p, 1, 1);
+        fill_message(&mut b, &p, 2, 1);
+        fill_message(&mut c, &p, 1, 2);
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert!(a.iter().chain(&b).chain(&c).all(|&x| x >= 0x80));
         let mut again = [0u8; 37];
-        fill_message(&mut again, 1, 1);
+        fill_message(&mut again, &p, 1, 1);
         assert_eq!(a, again);
+        let p1 = make_pattern(1, 7);
         let mut one = [0u8; 1];
-        fill_message(&mut one, 1, 1);
+        fill_message(&mut one, &p1, 1, 1);
         assert!(one[0] >= 0x80);
     }
 }

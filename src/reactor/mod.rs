@@ -598,7 +598,11 @@ impl Reactor {
                         self.now,
                         &mut self.fx,
                     );
-                    self.apply_effects();
+                    // Lend the read buffer to the effects, so echo's reply
+                    // is written straight from it (taking a Vec is a move).
+                    let input = std::mem::take(&mut self.read_buf);
+                    self.apply_effects_with_input(&input[..n]);
+                    self.read_buf = input;
                     let drained = match queued {
                         Some(left) => left == 0,
                         None => n < chunk && cfg!(target_os = "linux"),
@@ -629,30 +633,20 @@ impl Reactor {
     /// connection that is gone (or whose slot now holds another) are
     /// dropped: that is what the `id` in `ConnKey` is for.
     fn apply_effects(&mut self) {
+        self.apply_effects_with_input(&[]);
+    }
+
+    /// [`Reactor::apply_effects`] after `on_recv`, whose `input` the
+    /// service may send back by range (`Effect::SendInput`).
+    fn apply_effects_with_input(&mut self, input: &[u8]) {
         let mut fx = std::mem::take(&mut self.fx);
         for effect in fx.drain() {
             match effect {
-                Effect::Send { to, bytes } => {
-                    if let Some(conn) = live_mut(&mut self.conns, to)
-                        && accepts_output(conn)
-                    {
-                        // Write first: with nothing queued ahead, hand the
-                        // bytes to the kernel now; queue only what it did
-                        // not take (and then wait for WRITABLE).
-                        let name = self.services[conn.service].name();
-                        let sent = if conn.out.is_empty() {
-                            write_now(conn, bytes, name, self.now)
-                        } else {
-                            0
-                        };
-                        if conn.closing.is_some_and(|r| !r.flushes_output()) {
-                            self.closing.push(to);
-                        } else if sent < bytes.len() {
-                            conn.out.push_copy(&bytes[sent..], &mut self.pool);
-                            self.dirty.push(to);
-                        }
-                    }
-                }
+                Effect::Send { to, bytes } => self.send_bytes(to, bytes),
+                Effect::SendInput { to, range } => match input.get(range) {
+                    Some(bytes) => self.send_bytes(to, bytes),
+                    None => debug_assert!(false, "SendInput outside on_recv"),
+                },
                 Effect::SendShared { to, bytes } => {
                     if let Some(conn) = live_mut(&mut self.conns, to)
                         && accepts_output(conn)
@@ -689,6 +683,30 @@ impl Reactor {
             }
         }
         self.fx = fx;
+    }
+
+    /// Write first: with nothing queued ahead, hand the bytes to the
+    /// kernel now; queue only what it did not take (and then wait for
+    /// WRITABLE).
+    fn send_bytes(&mut self, to: ConnKey, bytes: &[u8]) {
+        let Some(conn) = live_mut(&mut self.conns, to) else {
+            return;
+        };
+        if !accepts_output(conn) {
+            return;
+        }
+        let name = self.services[conn.service].name();
+        let sent = if conn.out.is_empty() {
+            write_now(conn, bytes, name, self.now)
+        } else {
+            0
+        };
+        if conn.closing.is_some_and(|r| !r.flushes_output()) {
+            self.closing.push(to);
+        } else if sent < bytes.len() {
+            conn.out.push_copy(&bytes[sent..], &mut self.pool);
+            self.dirty.push(to);
+        }
     }
 
     // ----- timers ----------------------------------------------------------

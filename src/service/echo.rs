@@ -110,7 +110,7 @@ impl Service for EchoService {
 
     fn on_recv(&mut self, key: ConnKey, bytes: &[u8], _now: Instant, fx: &mut Effects) {
         if self.exit_word.is_empty() {
-            fx.send(key, bytes);
+            fx.send_input(key, 0..bytes.len());
             return;
         }
         let mut st = *self.state(key);
@@ -134,7 +134,7 @@ impl Service for EchoService {
             match st.step(word, bytes[i]) {
                 Step::Hold => {
                     if starts_holding {
-                        fx.send(key, &bytes[run..i]);
+                        fx.send_input(key, run..i);
                     }
                     i += 1;
                     run = i;
@@ -143,7 +143,7 @@ impl Service for EchoService {
                     if starts_holding {
                         // "\n" alone cannot be the exit line unless the word
                         // is empty, which was handled above.
-                        fx.send(key, &bytes[run..i]);
+                        fx.send_input(key, run..i);
                     }
                     // Bytes after the exit line are never echoed.
                     *self.state(key) = ExitMatcher::default();
@@ -159,7 +159,7 @@ impl Service for EchoService {
                 }
             }
         }
-        fx.send(key, &bytes[run..]);
+        fx.send_input(key, run..bytes.len());
         *self.state(key) = st;
     }
 
@@ -209,13 +209,18 @@ mod tests {
             echoed: Vec::new(),
             closed: None,
         };
-        let collect = |fx: &mut Effects, out: &mut Outcome| {
+        let collect = |fx: &mut Effects, out: &mut Outcome, input: &[u8]| {
             for e in fx.drain() {
                 match e {
                     Effect::Send { to, bytes } => {
                         assert_eq!(to, KEY);
                         assert!(out.closed.is_none(), "sent after close");
                         out.echoed.extend_from_slice(bytes);
+                    }
+                    Effect::SendInput { to, range } => {
+                        assert_eq!(to, KEY);
+                        assert!(out.closed.is_none(), "sent after close");
+                        out.echoed.extend_from_slice(&input[range]);
                     }
                     Effect::Close { to, reason } => {
                         assert_eq!(to, KEY);
@@ -230,11 +235,11 @@ mod tests {
                 break;
             }
             svc.on_recv(KEY, p, now, &mut fx);
-            collect(&mut fx, &mut out);
+            collect(&mut fx, &mut out, p);
         }
         if eof && out.closed.is_none() {
             svc.on_eof(KEY, now, &mut fx);
-            collect(&mut fx, &mut out);
+            collect(&mut fx, &mut out, &[]);
         }
         out
     }
@@ -342,11 +347,13 @@ mod tests {
             id: 10,
         };
         svc.on_open(next, peer, now, &mut fx);
-        svc.on_recv(next, b"it\n", now, &mut fx);
+        let input = b"it\n";
+        svc.on_recv(next, input, now, &mut fx);
         let sent: Vec<u8> = fx
             .drain()
             .filter_map(|e| match e {
                 Effect::Send { to, bytes } if to == next => Some(bytes.to_vec()),
+                Effect::SendInput { to, range } if to == next => Some(input[range].to_vec()),
                 _ => None,
             })
             .flatten()

@@ -39,6 +39,10 @@ pub struct ConnKey {
 pub enum Effect<'a> {
     /// Queue these bytes for the connection (copied by the reactor).
     Send { to: ConnKey, bytes: &'a [u8] },
+    /// Send back part of the input of this `on_recv` call, by range: the
+    /// reactor writes it straight from its read buffer, with no copy (what
+    /// echo does with almost every byte).
+    SendInput { to: ConnKey, range: Range<usize> },
     /// Queue a buffer shared by many receivers (a chat broadcast line is
     /// formatted once; every receiver holds a reference, not a copy).
     SendShared { to: ConnKey, bytes: Rc<[u8]> },
@@ -62,6 +66,11 @@ pub enum Effect<'a> {
 #[derive(Debug)]
 enum Op {
     Send {
+        to: ConnKey,
+        range: Range<usize>,
+    },
+    /// A range of the current `on_recv` input, not of the arena.
+    SendInput {
         to: ConnKey,
         range: Range<usize>,
     },
@@ -117,6 +126,25 @@ impl Effects {
         });
     }
 
+    /// Send `input[range]` to `to`, where `input` is the `bytes` of the
+    /// current `on_recv` call. Only valid inside `on_recv`.
+    pub fn send_input(&mut self, to: ConnKey, range: Range<usize>) {
+        if range.is_empty() {
+            return;
+        }
+        if let Some(Op::SendInput {
+            to: last_to,
+            range: last,
+        }) = self.ops.last_mut()
+            && *last_to == to
+            && last.end == range.start
+        {
+            last.end = range.end;
+            return;
+        }
+        self.ops.push(Op::SendInput { to, range });
+    }
+
     /// Send a shared buffer (a broadcast line) to `to` without copying it.
     pub fn send_shared(&mut self, to: ConnKey, bytes: &Rc<[u8]>) {
         self.ops.push(Op::SendShared {
@@ -155,6 +183,7 @@ impl Effects {
                 to,
                 bytes: &arena[range],
             },
+            Op::SendInput { to, range } => Effect::SendInput { to, range },
             Op::SendShared { to, bytes } => Effect::SendShared { to, bytes },
             Op::Close { to, reason } => Effect::Close { to, reason },
             Op::PauseReading(k) => Effect::PauseReading(k),
