@@ -91,10 +91,16 @@ enum Load {
         rate: f64,
         secs: u64,
     },
-    /// Hold N idle connections and read the server's RSS.
+    /// Hold N idle connections and read the server's RSS growth per
+    /// connection. Echo: connected. Chat: connected and greeted, idle at
+    /// the name prompt.
     Idle {
         conns: usize,
         chat: bool,
+    },
+    /// Chat users who joined (the join notices drained), then sit idle.
+    IdleJoined {
+        users: usize,
     },
 }
 
@@ -194,6 +200,13 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            name: "idle-chat-joined-2000",
+            ours: info.clone(),
+            reference: Some(Reference::TokioChat),
+            alt: None,
+            load: Load::IdleJoined { users: 2000 },
+        },
+        Scenario {
             name: "echo-1k-19000",
             ours: info.clone(),
             reference: None,
@@ -225,11 +238,12 @@ fn run_scenario(s: &Scenario, rounds: usize) {
         (None, Some((label, _))) => Some(label.to_string()),
         (None, None) => None,
     };
-    let rounds = if matches!(s.load, Load::Idle { .. }) || other_label.is_none() {
-        1
-    } else {
-        rounds
-    };
+    let rounds =
+        if matches!(s.load, Load::Idle { .. } | Load::IdleJoined { .. }) || other_label.is_none() {
+            1
+        } else {
+            rounds
+        };
     for _ in 0..rounds {
         let server = ServerProc::echochat(&s.ours);
         ours_runs.push(drive(&server, &s.load));
@@ -486,7 +500,8 @@ fn drive(server: &ServerProc, load: &Load) -> Measured {
             ];
             run_load(server, &args)
         }
-        Load::Idle { conns, chat } => idle_memory(server, *conns, *chat),
+        Load::Idle { conns, chat } => idle_memory(server, *conns, *chat, false),
+        Load::IdleJoined { users } => idle_memory(server, *users, true, true),
     }
 }
 
@@ -547,7 +562,7 @@ fn run_load(server: &ServerProc, args: &[String]) -> Measured {
 /// Opens `n` connections, leaves them idle, and reads the server's RSS
 /// growth per connection. For chat, each connection first picks a name, so
 /// it is a joined user.
-fn idle_memory(server: &ServerProc, n: usize, chat: bool) -> Measured {
+fn idle_memory(server: &ServerProc, n: usize, chat: bool, join: bool) -> Measured {
     let addr = if chat { server.chat } else { server.echo }.expect("service address");
     // Warm up allocator and tables with a few connections first.
     let warm: Vec<TcpStream> = (0..16)
@@ -561,7 +576,13 @@ fn idle_memory(server: &ServerProc, n: usize, chat: bool) -> Measured {
         match TcpStream::connect(addr) {
             Ok(mut s) => {
                 if chat {
+                    let _ = s.set_nonblocking(true);
+                }
+                if join {
                     let _ = s.write_all(format!("idle{i}\n").as_bytes());
+                    // Keep reading the join notices, or they would pile
+                    // up unsent (and the user be dropped for backlog).
+                    drain(&mut conns);
                 }
                 conns.push(s);
             }
@@ -574,15 +595,18 @@ fn idle_memory(server: &ServerProc, n: usize, chat: bool) -> Measured {
         std::thread::sleep(Duration::from_millis(50));
     }
     if chat {
-        // Let the name handshakes and join notices settle.
-        let mut last = 0.0;
-        for _ in 0..40 {
-            std::thread::sleep(Duration::from_millis(100));
-            let now = server.rss_bytes();
-            if (now - last).abs() < 4096.0 {
-                break;
+        // Let the greetings, name handshakes and join notices settle.
+        let quiet_since = Instant::now();
+        let mut last = Instant::now();
+        while last.duration_since(quiet_since) < Duration::from_secs(20) {
+            if drain(&mut conns) == 0 {
+                if last.elapsed() > Duration::from_millis(500) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            } else {
+                last = Instant::now();
             }
-            last = now;
         }
     }
     let rss = server.rss_bytes();
@@ -593,6 +617,21 @@ fn idle_memory(server: &ServerProc, n: usize, chat: bool) -> Measured {
         note: format!("{} connections", conns.len()),
         ..Measured::default()
     }
+}
+
+/// Reads whatever is waiting on non-blocking sockets; returns the bytes.
+fn drain(conns: &mut [TcpStream]) -> usize {
+    let mut buf = [0u8; 16 * 1024];
+    let mut total = 0;
+    for s in conns.iter_mut() {
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+    }
+    total
 }
 
 fn wait_fds(server: &ServerProc, at_least: usize) {

@@ -196,6 +196,9 @@ impl Chunk {
     }
 }
 
+/// Queue slots kept by an emptied output queue (see `OutQueue::consume`).
+const KEEP_CHUNKS: usize = 4;
+
 /// Most slices handed to one `writev` (the kernel's limit is 1024).
 const MAX_IOVECS: usize = 64;
 
@@ -284,8 +287,11 @@ impl OutQueue {
                 pool.give(buf);
             }
         }
-        if self.chunks.is_empty() {
-            // Give back the deque's memory: an idle connection holds none.
+        if self.chunks.is_empty() && self.chunks.capacity() > KEEP_CHUNKS {
+            // Give back a deque that grew under a burst, so an idle
+            // connection holds little; a small one is kept, since freeing
+            // and reallocating it for every broadcast line only churns the
+            // allocator (and fragments its memory).
             self.chunks = VecDeque::new();
         }
     }
