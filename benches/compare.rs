@@ -508,13 +508,28 @@ fn drive(server: &ServerProc, load: &Load) -> Measured {
 fn run_load(server: &ServerProc, args: &[String]) -> Measured {
     let cpu0 = server.cpu_us();
     let rss0 = server.rss_bytes();
-    let out = Command::new(env!("CARGO_BIN_EXE_echochat"))
+    let child = Command::new(env!("CARGO_BIN_EXE_echochat"))
         .args(args)
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .output()
+        .spawn()
         .expect("run echochat load");
+    // Sample the server's memory while the load runs, to tell a ramp (the
+    // join storm) from growth that goes on (unbounded queues).
+    let reader = std::thread::spawn(move || child.wait_with_output());
+    let mut samples = Vec::new();
+    while !reader.is_finished() {
+        samples.push(server.rss_bytes());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = reader.join().expect("load thread").expect("load output");
     let cpu = server.cpu_us() - cpu0;
     let rss1 = server.rss_bytes();
+    let half = samples.len() / 2;
+    let second_half_growth = match (samples.get(half), samples.last()) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0.0,
+    };
     let text = String::from_utf8_lossy(&out.stdout);
     let json: serde_json::Value = match serde_json::from_str(text.trim()) {
         Ok(v) => v,
@@ -543,7 +558,15 @@ fn run_load(server: &ServerProc, args: &[String]) -> Measured {
         note.push(format!("verify_errors {}", num("verify_errors")));
     }
     if args[1] == "chat" {
-        note.push(format!("rss +{:.1} MiB", (rss1 - rss0) / 1048576.0));
+        note.push(format!(
+            "rss +{:.1} MiB, +{:.1} MiB in the 2nd half",
+            (rss1 - rss0) / 1048576.0,
+            second_half_growth / 1048576.0
+        ));
+    }
+    let served = num("served");
+    if args[1] == "echo" && served > 0.0 && clients >= 10_000.0 {
+        note.push(format!("{connected} connected, {served} served"));
     }
     Measured {
         msgs_per_sec: num("msgs_per_sec"),

@@ -15,7 +15,7 @@ use std::time::Instant;
 use mio::Interest;
 use mio::net::TcpStream;
 
-use crate::event::DisconnectReason;
+use crate::event::{self, DisconnectReason, Event};
 use crate::service::ConnKey;
 
 pub struct Conn {
@@ -68,6 +68,28 @@ impl Conn {
             over_backlog: false,
             registered: Interest::READABLE,
         }
+    }
+
+    /// Counts bytes the kernel took from us and logs the `send` event.
+    pub fn note_sent(&mut self, bytes: usize, service: &'static str, now: Instant) {
+        self.bytes_out += bytes as u64;
+        self.last_active = now;
+        event::record(&Event::Send {
+            service,
+            conn: self.key.id,
+            bytes,
+        });
+    }
+
+    /// Counts bytes we read and logs the `recv` event.
+    pub fn note_received(&mut self, bytes: usize, service: &'static str, now: Instant) {
+        self.bytes_in += bytes as u64;
+        self.last_active = now;
+        event::record(&Event::Recv {
+            service,
+            conn: self.key.id,
+            bytes,
+        });
     }
 
     /// Whether the next read event should be acted on.

@@ -585,13 +585,7 @@ impl Reactor {
                     return;
                 }
                 Ok((n, queued)) => {
-                    conn.bytes_in += n as u64;
-                    conn.last_active = self.now;
-                    event::record(&Event::Recv {
-                        service: self.services[service].name(),
-                        conn: key.id,
-                        bytes: n,
-                    });
+                    conn.note_received(n, self.services[service].name(), self.now);
                     self.services[service].on_recv(
                         key,
                         &self.read_buf[..n],
@@ -768,15 +762,7 @@ impl Reactor {
         while !conn.out.is_empty() {
             match conn.out.write_to(&mut conn.stream, &mut self.pool) {
                 Ok(0) => break,
-                Ok(n) => {
-                    conn.bytes_out += n as u64;
-                    conn.last_active = self.now;
-                    event::record(&Event::Send {
-                        service: self.services[service].name(),
-                        conn: key.id,
-                        bytes: n,
-                    });
-                }
+                Ok(n) => conn.note_sent(n, self.services[service].name(), self.now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -946,13 +932,7 @@ fn write_now(conn: &mut Conn, bytes: &[u8], service: &'static str, now: Instant)
         match conn.stream.write(bytes) {
             Ok(n) => {
                 if n > 0 {
-                    conn.bytes_out += n as u64;
-                    conn.last_active = now;
-                    event::record(&Event::Send {
-                        service,
-                        conn: conn.key.id,
-                        bytes: n,
-                    });
+                    conn.note_sent(n, service, now);
                 }
                 return n;
             }
