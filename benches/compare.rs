@@ -525,8 +525,10 @@ fn run_load(server: &ServerProc, args: &[String]) -> Measured {
     let out = reader.join().expect("load thread").expect("load output");
     let cpu = server.cpu_us() - cpu0;
     let rss1 = server.rss_bytes();
-    let half = samples.len() / 2;
-    let second_half_growth = match (samples.get(half), samples.last()) {
+    // Growth across the middle of the run (30% → 80% of the samples):
+    // past the join storm of the ramp, before the leave storm at the end.
+    let at = |f: f64| samples.get((samples.len() as f64 * f) as usize).copied();
+    let steady_growth = match (at(0.3), at(0.8)) {
         (Some(a), Some(b)) => b - a,
         _ => 0.0,
     };
@@ -559,9 +561,9 @@ fn run_load(server: &ServerProc, args: &[String]) -> Measured {
     }
     if args[1] == "chat" {
         note.push(format!(
-            "rss +{:.1} MiB, +{:.1} MiB in the 2nd half",
+            "rss +{:.1} MiB, {:+.1} MiB mid-run",
             (rss1 - rss0) / 1048576.0,
-            second_half_growth / 1048576.0
+            steady_growth / 1048576.0
         ));
     }
     let served = num("served");
