@@ -77,6 +77,9 @@ struct Scenario {
 enum Reference {
     TokioEcho,
     TokioChat,
+    /// Not a server: a minimal echo client (one send and one recv per
+    /// message, nothing else) against echochat, beside `echochat load`.
+    MinimalClient,
 }
 
 #[derive(Clone)]
@@ -146,6 +149,13 @@ fn scenarios() -> Vec<Scenario> {
             reference: Some(Reference::TokioEcho),
             alt: None,
             load: echo(2000, "1KiB", 5),
+        },
+        Scenario {
+            name: "load-vs-minimal-500",
+            ours: info.clone(),
+            reference: Some(Reference::MinimalClient),
+            alt: None,
+            load: echo(500, "1KiB", 4),
         },
         Scenario {
             name: "echo-64k-50-chunk",
@@ -235,6 +245,7 @@ fn run_scenario(s: &Scenario, rounds: usize) {
     let other_label = match (&s.reference, &s.alt) {
         (Some(Reference::TokioEcho), _) => Some("tokio echo".to_string()),
         (Some(Reference::TokioChat), _) => Some("tokio chat".to_string()),
+        (Some(Reference::MinimalClient), _) => Some("minimal client".to_string()),
         (None, Some((label, _))) => Some(label.to_string()),
         (None, None) => None,
     };
@@ -248,7 +259,10 @@ fn run_scenario(s: &Scenario, rounds: usize) {
         let server = ServerProc::echochat(&s.ours);
         ours_runs.push(drive(&server, &s.load));
         drop(server);
-        if let Some(reference) = s.reference {
+        if let Some(Reference::MinimalClient) = s.reference {
+            let server = ServerProc::echochat(&s.ours);
+            other_runs.push(minimal_client(&server, &s.load));
+        } else if let Some(reference) = s.reference {
             let server = ServerProc::reference(reference);
             other_runs.push(drive(&server, &s.load));
         } else if let Some((_, alt)) = &s.alt {
@@ -258,7 +272,11 @@ fn run_scenario(s: &Scenario, rounds: usize) {
     }
     let ours = mean(&ours_runs);
     let other = (!other_runs.is_empty()).then(|| mean(&other_runs));
-    print_row(s.name, "echochat", &ours, None);
+    let ours_label = match s.reference {
+        Some(Reference::MinimalClient) => "echochat load",
+        _ => "echochat",
+    };
+    print_row(s.name, ours_label, &ours, None);
     if let (Some(label), Some(other)) = (other_label, other) {
         print_row("", &label, &other, Some(&ours));
     }
@@ -364,7 +382,7 @@ impl ServerProc {
     fn reference(kind: Reference) -> ServerProc {
         let name = match kind {
             Reference::TokioEcho => "echo",
-            Reference::TokioChat => "chat",
+            Reference::TokioChat | Reference::MinimalClient => "chat",
         };
         let mut child = Command::new(std::env::current_exe().expect("bench path"))
             .env(REF_ENV, name)
@@ -376,7 +394,7 @@ impl ServerProc {
         let addr = Some(find_addr(&lines, "listening on "));
         let (echo, chat) = match kind {
             Reference::TokioEcho => (addr, None),
-            Reference::TokioChat => (None, addr),
+            Reference::TokioChat | Reference::MinimalClient => (None, addr),
         };
         ServerProc {
             child,
@@ -640,6 +658,70 @@ fn idle_memory(server: &ServerProc, n: usize, chat: bool, join: bool) -> Measure
     Measured {
         extra: Some(("rss_bytes_per_conn".into(), per_conn)),
         note: format!("{} connections", conns.len()),
+        ..Measured::default()
+    }
+}
+
+/// The least an echo load client can do: one mio loop, `clients`
+/// connections, each sending 1 KiB and reading 1 KiB back, with one `send`
+/// and one `recv` per message and no verification or statistics. The
+/// yardstick for `echochat load`'s own overhead.
+fn minimal_client(server: &ServerProc, load: &Load) -> Measured {
+    use mio::{Events, Interest, Poll, Token};
+    let Load::Echo { clients, secs, .. } = *load else {
+        panic!("the minimal client only does echo");
+    };
+    let addr = server.echo.expect("echo address");
+    let cpu0 = server.cpu_us();
+    let mut poll = Poll::new().expect("poll");
+    let msg = [0xA5u8; 1024];
+    let mut conns = Vec::with_capacity(clients);
+    for i in 0..clients {
+        let std = TcpStream::connect(addr).expect("connect");
+        std.set_nodelay(true).expect("nodelay");
+        std.set_nonblocking(true).expect("nonblocking");
+        let mut s = mio::net::TcpStream::from_std(std);
+        poll.registry()
+            .register(&mut s, Token(i), Interest::READABLE)
+            .expect("register");
+        conns.push((s, 0usize));
+    }
+    for (s, _) in conns.iter_mut() {
+        s.write_all(&msg).expect("first message");
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    let mut messages = 0u64;
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    while Instant::now() < end {
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .expect("poll");
+        for ev in events.iter() {
+            let (s, got) = &mut conns[ev.token().0];
+            loop {
+                match s.read(&mut buf[*got..]) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        *got += n;
+                        if *got == msg.len() {
+                            *got = 0;
+                            messages += 1;
+                            let _ = s.write(&msg);
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = server.cpu_us() - cpu0;
+    Measured {
+        msgs_per_sec: messages as f64 / elapsed,
+        mib_per_sec: messages as f64 * 1024.0 / elapsed / 1048576.0,
+        cpu_us_per_msg: cpu / messages.max(1) as f64,
         ..Measured::default()
     }
 }
