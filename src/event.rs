@@ -333,7 +333,17 @@ impl fmt::Display for Logfmt<'_> {
                 service,
                 conn,
                 bytes,
-            } => write!(f, " service={service} conn={conn} bytes={bytes}"),
+            } => {
+                // The per-message lines at `debug`: written piece by piece,
+                // numbers through `itoa`, to keep the hot path cheap.
+                let mut num = itoa::Buffer::new();
+                f.write_str(" service=")?;
+                f.write_str(service)?;
+                f.write_str(" conn=")?;
+                f.write_str(num.format(*conn))?;
+                f.write_str(" bytes=")?;
+                f.write_str(num.format(*bytes))
+            }
             Event::Disconnect {
                 service,
                 conn,

@@ -65,17 +65,26 @@ impl std::error::Error for Error {}
 /// The reactor's handle on the log file: flush the turn's batch.
 #[derive(Clone)]
 pub struct LogHandle {
-    file: Arc<Mutex<RotatingFile>>,
+    sink: Arc<Mutex<Sink>>,
 }
 
 impl LogHandle {
     /// Writes the lines batched since the last flush (one `write(2)`).
     pub fn flush(&self) {
-        lock(&self.file).flush();
+        lock(&self.sink).file.flush();
     }
 }
 
-fn lock(m: &Mutex<RotatingFile>) -> MutexGuard<'_, RotatingFile> {
+/// The file and its timestamp cache, behind one lock (one lock per line).
+struct Sink {
+    file: RotatingFile,
+    clock: Clock,
+    /// Read the monotonic clock per line only when rotating by age.
+    by_age: bool,
+    started: Instant,
+}
+
+fn lock(m: &Mutex<Sink>) -> MutexGuard<'_, Sink> {
     // A panic while holding the lock cannot leave the batch half-written in
     // a way that matters more than losing the log; keep logging.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -90,18 +99,28 @@ pub fn init(cfg: &LogConfig) -> Result<LogHandle, Error> {
     let path = cfg.dir.join(&cfg.file_name);
     let file = RotatingFile::open(&cfg.dir, &cfg.file_name, cfg.policy.clone())
         .map_err(|e| Error::File(path, e))?;
-    let file = Arc::new(Mutex::new(file));
+    let sink = Arc::new(Mutex::new(Sink {
+        file,
+        clock: Clock::default(),
+        by_age: cfg.policy.every.is_some(),
+        started: Instant::now(),
+    }));
 
-    let sink = Arc::clone(&file);
-    let clock = Mutex::new(Clock::default());
+    let shared = Arc::clone(&sink);
     let file_output = fern::Dispatch::new()
         .level(cfg.file_level)
         .filter(|meta| meta.target() != EXPLAIN_TARGET)
         .chain(fern::Output::call(move |record| {
-            let stamp = lock_clock(&clock).now();
+            let mut sink = lock(&shared);
+            let stamp = sink.clock.now();
             let level = record.level();
-            lock(&sink).push_line(
-                Instant::now(),
+            let now = if sink.by_age {
+                Instant::now()
+            } else {
+                sink.started
+            };
+            sink.file.push_line(
+                now,
                 |buf| write_line(buf, &stamp, level, record.args()),
                 |buf, moved_to| {
                     let event = Event::Rotate {
@@ -131,18 +150,22 @@ pub fn init(cfg: &LogConfig) -> Result<LogHandle, Error> {
         .chain(console)
         .apply()
         .map_err(|_| Error::AlreadySet)?;
-    Ok(LogHandle { file })
-}
-
-fn lock_clock(m: &Mutex<Clock>) -> MutexGuard<'_, Clock> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    Ok(LogHandle { sink })
 }
 
 /// `TIMESTAMP LEVEL message\n`, the level padded to five characters as in
 /// the contract's examples (`INFO  accept`, `DEBUG recv`).
 fn write_line(buf: &mut Vec<u8>, stamp: &Stamp, level: log::Level, message: &dyn fmt::Display) {
+    buf.extend_from_slice(&stamp.bytes[..stamp.len]);
+    buf.extend_from_slice(match level {
+        log::Level::Error => b" ERROR ",
+        log::Level::Warn => b" WARN  ",
+        log::Level::Info => b" INFO  ",
+        log::Level::Debug => b" DEBUG ",
+        log::Level::Trace => b" TRACE ",
+    });
     // Writing into a Vec cannot fail.
-    let _ = writeln!(buf, "{stamp} {level:<5} {message}");
+    let _ = writeln!(buf, "{message}");
 }
 
 /// Formats the timestamp once per millisecond, not once per line: under
