@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 
 use super::connect::{self, Target};
 use super::progress::Shared;
@@ -329,16 +329,9 @@ impl Worker<'_> {
         while self.in_flight < self.burst && self.next_start < self.users.len() {
             let i = self.next_start;
             self.next_start += 1;
-            match connect::start(self.target, self.users[i].id) {
-                Ok(mut stream) => {
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        Token(i),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        self.connect_failed(i, ConnectCause::of(&e));
-                        continue;
-                    }
+            let id = self.users[i].id;
+            match connect::start_registered(self.target, id, self.poll.registry(), Token(i)) {
+                Ok(stream) => {
                     let deadline = now + CONNECT_TIMEOUT;
                     let u = &mut self.users[i];
                     u.stream = Some(stream);

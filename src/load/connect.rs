@@ -172,6 +172,26 @@ fn plan_sources(addr: SocketAddr, clients: usize, range: Option<(u16, u16)>) -> 
         .collect()
 }
 
+/// [`start`] client `i`'s connect and register it with `registry` under
+/// `token` for both directions (WRITABLE says the handshake finished,
+/// READABLE that the server spoke). Both scenarios open connections this way.
+pub fn start_registered(
+    target: &Target,
+    i: usize,
+    registry: &mio::Registry,
+    token: mio::Token,
+) -> Result<mio::net::TcpStream, ConnectCause> {
+    let mut stream = start(target, i)?;
+    registry
+        .register(
+            &mut stream,
+            token,
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )
+        .map_err(|e| ConnectCause::of(&e))?;
+    Ok(stream)
+}
+
 /// Start a non-blocking connect for client `i`. `Ok` means the handshake is
 /// under way (or done); the caller registers the stream for WRITABLE and
 /// calls [`finish`] when it fires.

@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 
 use super::connect::{self, Target};
 use super::progress::Shared;
@@ -227,16 +227,8 @@ impl Worker<'_> {
             let i = self.next_start;
             self.next_start += 1;
             let id = self.conns[i].id as usize;
-            match connect::start(self.target, id) {
-                Ok(mut stream) => {
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        Token(i),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        self.connect_failed(i, ConnectCause::of(&e));
-                        continue;
-                    }
+            match connect::start_registered(self.target, id, self.poll.registry(), Token(i)) {
+                Ok(stream) => {
                     let deadline = now + CONNECT_TIMEOUT;
                     let c = &mut self.conns[i];
                     c.stream = Some(stream);
