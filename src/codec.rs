@@ -65,11 +65,6 @@ impl LineDecoder {
         }
     }
 
-    /// The limit this decoder was made with.
-    pub fn max_line_bytes(&self) -> usize {
-        self.max_line_bytes
-    }
-
     /// Bytes of an unfinished line held until its `\n` arrives.
     pub fn buffered_bytes(&self) -> usize {
         self.partial.len()

@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::logging::logfmt::Value;
@@ -400,15 +401,25 @@ impl fmt::Display for Seconds {
     }
 }
 
+/// Whether `--explain` is on. Checked before asking `log` whether an
+/// explain line is wanted, because that question walks fern's dispatch
+/// chains — once per event, including every recv and send.
+static EXPLAIN: AtomicBool = AtomicBool::new(false);
+
+/// Turns the `--explain` sentences on or off (set once by `logging::init`).
+pub fn set_explain(on: bool) {
+    EXPLAIN.store(on, Ordering::Relaxed);
+}
+
 /// Writes one lifecycle event: to the log file and the console, each at its
 /// own level, and with `--explain` a plain sentence after it on the console.
 /// This is the only place lifecycle lines are produced.
 pub fn record(event: &Event) {
     let level = event.level();
-    if log::log_enabled!(target: EVENT_TARGET, level) {
-        log::log!(target: EVENT_TARGET, level, "{}", event.logfmt());
-    }
-    if log::log_enabled!(target: EXPLAIN_TARGET, level)
+    // `log!` itself skips a level no output wants; no separate check.
+    log::log!(target: EVENT_TARGET, level, "{}", event.logfmt());
+    if EXPLAIN.load(Ordering::Relaxed)
+        && log::log_enabled!(target: EXPLAIN_TARGET, level)
         && let Some(sentence) = event.explain()
     {
         log::log!(target: EXPLAIN_TARGET, level, "{sentence}");

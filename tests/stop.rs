@@ -24,10 +24,9 @@ fn assert_stopped(server: &Server, want: &str) {
     assert_eq!(events.iter().filter(|e| e.event == "stop").count(), 1);
 }
 
-#[test]
-fn sigterm_exits_0_with_stop_logged() {
-    let mut server = Server::builder().no_chat().start();
-    server.signal(libc::SIGTERM);
+/// Waits for the server to exit and checks the code is 0.
+#[track_caller]
+fn assert_exits_0(server: &mut Server) {
     let status = server.wait_exit();
     assert_eq!(
         status.code(),
@@ -35,6 +34,13 @@ fn sigterm_exits_0_with_stop_logged() {
         "{status:?} stderr={}",
         server.stderr_text()
     );
+}
+
+#[test]
+fn sigterm_exits_0_with_stop_logged() {
+    let mut server = Server::builder().no_chat().start();
+    server.signal(libc::SIGTERM);
+    assert_exits_0(&mut server);
     assert_stopped(&server, "signal");
 }
 
@@ -50,13 +56,7 @@ fn sigint_exits_0_with_stop_logged() {
 fn console_exit_stops_the_server() {
     let mut server = Server::builder().no_chat().start();
     server.console("exit");
-    let status = server.wait_exit();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "{status:?} stderr={}",
-        server.stderr_text()
-    );
+    assert_exits_0(&mut server);
     assert_stopped(&server, "console");
 }
 

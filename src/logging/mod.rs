@@ -132,6 +132,7 @@ pub fn init(cfg: &LogConfig) -> Result<LogHandle, Error> {
         }));
 
     let explain = cfg.explain;
+    crate::event::set_explain(explain);
     let console = fern::Dispatch::new()
         .level(cfg.console_level)
         .filter(move |meta| meta.target() != EXPLAIN_TARGET || explain)

@@ -169,10 +169,6 @@ impl Effects {
         self.ops.push(Op::Record(event));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
     /// Yields the effects in the order they were pushed and leaves the
     /// buffer empty (keeping its capacity for the next call).
     pub fn drain(&mut self) -> impl Iterator<Item = Effect<'_>> {
