@@ -144,7 +144,12 @@ pub fn init(cfg: &LogConfig) -> Result<LogHandle, Error> {
                 out.finish(format_args!("{stamp} {:<5} {message}", record.level()))
             }
         })
-        .chain(std::io::stdout());
+        // Not `Output::stdout`: when stdout is a closed pipe (`| head`),
+        // fern would report every failed line on stderr. The console is a
+        // view; the file is the record. Drop the line quietly.
+        .chain(fern::Output::call(|record| {
+            let _ = writeln!(std::io::stdout().lock(), "{}", record.args());
+        }));
 
     fern::Dispatch::new()
         .chain(file_output)

@@ -310,7 +310,9 @@ impl Reactor {
                 addr,
             });
             // The program's output, not a log line: printed at any level.
-            println!("{name} listening on {addr}");
+            // A closed stdout (`| head`) must not panic the server, as
+            // `println!` would: the line is best effort.
+            let _ = writeln!(io::stdout(), "{name} listening on {addr}");
             listeners.push(Some(Listener {
                 socket,
                 service: index,
