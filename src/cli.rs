@@ -102,6 +102,9 @@ pub struct ServeArgs {
     /// Connections of all services together; more are refused with a message.
     #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = parse_at_least_one)]
     pub max_clients: usize,
+    /// Connections from one IP address; more are refused like --max-clients; 0 = no limit.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_per_ip: u32,
     /// Close a connection with no traffic for this long; 0 = never.
     #[arg(long, default_value = "2h", value_name = "DURATION")]
     pub idle_timeout: HumanDuration,

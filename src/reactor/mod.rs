@@ -27,7 +27,9 @@ mod stop;
 mod timers;
 mod token;
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
@@ -94,10 +96,12 @@ impl Reactor {
             RunState::Draining { deadline, .. } => Some(deadline),
             _ => None,
         };
-        let next = match (self.timers.next_deadline(), drain_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let services = self.services.iter().filter_map(|s| s.next_deadline());
+        let next = [self.timers.next_deadline(), drain_deadline]
+            .into_iter()
+            .flatten()
+            .chain(services)
+            .min();
         next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
@@ -148,6 +152,8 @@ impl Reactor {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub max_clients: usize,
+    /// `--max-per-ip`; `None` for no limit.
+    pub max_per_ip: Option<u32>,
     pub idle_timeout: Option<Duration>,
     pub read_chunk: usize,
     pub max_backlog: usize,
@@ -216,6 +222,8 @@ pub struct Reactor {
     again_console: bool,
     /// Accepting stopped on `EMFILE`/`ENFILE` until a connection closes.
     accept_paused: bool,
+    /// Open connections per client address, kept only with `--max-per-ip`.
+    per_ip: HashMap<IpAddr, u32>,
 }
 
 impl Reactor {
@@ -271,6 +279,7 @@ impl Reactor {
             again_accepts: Vec::new(),
             again_console: false,
             accept_paused: false,
+            per_ip: HashMap::new(),
         };
         reactor.handle_console_input(early_input);
         Ok(reactor)

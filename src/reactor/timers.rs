@@ -54,8 +54,28 @@ impl Timers {
 }
 
 impl Reactor {
-    /// Step 4: close connections idle for `--idle-timeout`.
+    /// Step 4: the deadlines that came due: services' own, then idle
+    /// connections.
     pub(super) fn fire_timers(&mut self) {
+        self.fire_service_timers();
+        self.fire_idle_timers();
+    }
+
+    /// Services' own deadlines (see `Service::next_deadline`).
+    fn fire_service_timers(&mut self) {
+        for index in 0..self.services.len() {
+            if self.services[index]
+                .next_deadline()
+                .is_some_and(|at| at <= self.now)
+            {
+                self.services[index].on_timer(self.now, &mut self.fx);
+                self.apply_effects();
+            }
+        }
+    }
+
+    /// Closes connections idle for `--idle-timeout`.
+    fn fire_idle_timers(&mut self) {
         let Some(idle) = self.config.idle_timeout else {
             return;
         };

@@ -86,6 +86,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
 fn run(args: &ServeArgs) -> Result<StopReason, Error> {
     let config = Config {
         max_clients: fit_descriptor_limit(args.max_clients),
+        max_per_ip: (args.max_per_ip > 0).then_some(args.max_per_ip),
         idle_timeout: args.idle_timeout.non_zero(),
         read_chunk: args.read_chunk.as_usize(),
         max_backlog: args.max_backlog.as_usize(),
