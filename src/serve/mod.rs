@@ -26,6 +26,7 @@ use crate::reactor::{Config, Listening, Reactor};
 use crate::service::Service;
 use crate::service::chat::{ChatConfig, ChatRoom};
 use crate::service::echo::EchoService;
+use crate::service::rate::RateLimit;
 use crate::sys;
 
 /// Descriptors kept free beyond `--max-clients`: stdio, epoll, the signal
@@ -122,6 +123,10 @@ fn services(args: &ServeArgs) -> Vec<(Box<dyn Service>, PortRange)> {
         let (chat, warnings) = ChatRoom::new(ChatConfig {
             max_line_bytes: args.max_line.as_usize(),
             names_path: args.names_path(),
+            rate: RateLimit {
+                per_second: f64::from(args.chat_rate),
+                burst: f64::from(args.chat_burst),
+            },
         });
         for warning in &warnings {
             event::record(warning);

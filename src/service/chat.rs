@@ -57,15 +57,17 @@
 //! Read `names.rs` for the names file, then the tests at the bottom: a room
 //! of three users driven entirely in memory.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
 use crate::codec::{Line, LineDecoder};
-use crate::event::{DisconnectReason, Event};
+use crate::event::{DisconnectReason, Event, PauseWhy};
 use crate::names::{NamesFile, check_name};
+use crate::service::rate::{RateLimit, TokenBucket};
 use crate::service::{ConnKey, Effects, Service};
 
 /// What the chat room needs from the command line.
@@ -75,6 +77,8 @@ pub struct ChatConfig {
     pub max_line_bytes: usize,
     /// `--names-file`: where names are remembered by client IP.
     pub names_path: PathBuf,
+    /// `--chat-rate` and `--chat-burst`: lines a user may send.
+    pub rate: RateLimit,
 }
 
 const GREETING: &[u8] = b"* welcome to echochat; what is your name?\n";
@@ -111,6 +115,12 @@ pub struct ChatRoom {
     scratch: Vec<u8>,
     /// A graceful stop began: departures are no longer announced.
     shutting_down: bool,
+    /// `--chat-rate` / `--chat-burst`.
+    rate: RateLimit,
+    /// Users not read until their allowance refills, by when it will have.
+    paused: BinaryHeap<Reverse<(Instant, ConnKey)>>,
+    /// Lines handled in the current `on_recv` (what the bucket is charged).
+    lines_this_read: usize,
 }
 
 /// One chat connection.
@@ -122,6 +132,10 @@ struct Member {
     decoder: LineDecoder,
     /// Where the connection is in the protocol.
     stage: Stage,
+    /// Lines this user may still send now (see `rate.rs`).
+    bucket: TokenBucket,
+    /// Not read until `bucket` refills (`pause why=rate`).
+    rate_paused: bool,
 }
 
 #[derive(Debug)]
@@ -154,6 +168,9 @@ impl ChatRoom {
             online: HashMap::new(),
             scratch: Vec::new(),
             shutting_down: false,
+            rate: config.rate,
+            paused: BinaryHeap::new(),
+            lines_this_read: 0,
         };
         (room, warnings)
     }
@@ -408,6 +425,30 @@ impl ChatRoom {
 
     /// The user leaves the room now and the connection is closed: nothing
     /// more is queued for it, and its later input is ignored.
+    /// Charges the user's allowance for the lines of one read; overdrawn,
+    /// the user is not read again until it refills (`/nick` and other
+    /// commands count as lines too).
+    fn charge(&mut self, key: ConnKey, now: Instant, fx: &mut Effects) {
+        let lines = std::mem::take(&mut self.lines_this_read);
+        let Some(member) = self.members.get_mut(&key) else {
+            return;
+        };
+        if lines == 0 || member.rate_paused || matches!(member.stage, Stage::Left) {
+            return;
+        }
+        if !member.bucket.spend(lines, self.rate, now) {
+            member.rate_paused = true;
+            fx.pause_reading(key);
+            fx.record(Event::Pause {
+                service: "chat",
+                conn: key.id,
+                why: PauseWhy::Rate,
+            });
+            self.paused
+                .push(Reverse((member.bucket.ready_at(self.rate), key)));
+        }
+    }
+
     fn drop_member(&mut self, key: ConnKey, reason: DisconnectReason, fx: &mut Effects) {
         if matches!(
             self.members.get(&key),
@@ -526,7 +567,7 @@ impl Service for ChatRoom {
         "chat"
     }
 
-    fn on_open(&mut self, key: ConnKey, peer: SocketAddr, _now: Instant, fx: &mut Effects) {
+    fn on_open(&mut self, key: ConnKey, peer: SocketAddr, now: Instant, fx: &mut Effects) {
         // An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d;
         // remember it as a.b.c.d either way.
         let ip = peer.ip().to_canonical();
@@ -536,6 +577,8 @@ impl Service for ChatRoom {
                 ip,
                 decoder: LineDecoder::new(self.max_line_bytes),
                 stage: Stage::Naming,
+                bucket: TokenBucket::new(self.rate, now),
+                rate_paused: false,
             },
         );
         let remembered = self
@@ -549,7 +592,7 @@ impl Service for ChatRoom {
         }
     }
 
-    fn on_recv(&mut self, key: ConnKey, bytes: &[u8], _now: Instant, fx: &mut Effects) {
+    fn on_recv(&mut self, key: ConnKey, bytes: &[u8], now: Instant, fx: &mut Effects) {
         let Some(member) = self.members.get_mut(&key) else {
             return;
         };
@@ -559,9 +602,42 @@ impl Service for ChatRoom {
         // Lend the decoder out so the line handler may use the whole room;
         // `LineDecoder::new` allocates nothing.
         let mut decoder = std::mem::replace(&mut member.decoder, LineDecoder::new(0));
-        decoder.feed(bytes, |line| self.on_line(key, line, fx));
+        self.lines_this_read = 0;
+        decoder.feed(bytes, |line| {
+            self.lines_this_read += 1;
+            self.on_line(key, line, fx);
+        });
         if let Some(member) = self.members.get_mut(&key) {
             member.decoder = decoder;
+        }
+        self.charge(key, now, fx);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.paused.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Resumes reading the users whose allowance has refilled.
+    fn on_timer(&mut self, now: Instant, fx: &mut Effects) {
+        while let Some(Reverse((at, key))) = self.paused.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.paused.pop();
+            let Some(member) = self.members.get_mut(&key) else {
+                continue; // gone meanwhile
+            };
+            if member.bucket.spend(0, self.rate, now) {
+                member.rate_paused = false;
+                fx.resume_reading(key);
+                fx.record(Event::Resume {
+                    service: "chat",
+                    conn: key.id,
+                });
+            } else {
+                let at = member.bucket.ready_at(self.rate);
+                self.paused.push(Reverse((at, key)));
+            }
         }
     }
 
@@ -643,6 +719,10 @@ mod tests {
             let (chat, warnings) = ChatRoom::new(ChatConfig {
                 max_line_bytes,
                 names_path: names_path.to_path_buf(),
+                rate: RateLimit {
+                    per_second: 1e9,
+                    burst: 1e9,
+                },
             });
             let room = Room {
                 chat,
