@@ -1478,6 +1478,6 @@ mod tests {
             "no buffer until a line spans reads"
         );
         let size = std::mem::size_of::<Member>();
-        assert!(size <= 96, "Member is {size} bytes");
+        assert!(size <= 120, "Member is {size} bytes");
     }
 }

@@ -17,7 +17,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::event::{DisconnectReason, Event};
 
@@ -219,6 +219,13 @@ pub trait Service {
 
     /// A graceful stop began: say goodbye while output can still be sent.
     fn on_shutdown(&mut self, _fx: &mut Effects) {}
+
+    /// The connection has been silent for `--idle-timeout` (`idle`). By
+    /// default it is closed (`reason=idle`); a service may first say why
+    /// (chat's `* disconnected: idle for 2h`), then close it.
+    fn on_idle(&mut self, key: ConnKey, _idle: Duration, fx: &mut Effects) {
+        fx.close(key, DisconnectReason::Idle);
+    }
 
     /// The earliest time this service wants [`Service::on_timer`] called
     /// (a paused user's allowance refills, a UDP member expires). The
