@@ -26,5 +26,7 @@ pub mod event;
 pub mod load;
 pub mod logging;
 pub mod names;
+pub mod persist;
 pub mod reactor;
 pub mod service;
+pub mod text;

@@ -32,6 +32,8 @@ use slab::Slab;
 use crate::cli::{PortRange, ServeArgs};
 use crate::event::{self, DisconnectReason, Event, StopReason};
 use crate::logging::{self, LogConfig, LogHandle, RotatePolicy};
+use crate::names::Names;
+use crate::persist::Saver;
 use crate::service::chat::{ChatConfig, ChatRoom};
 use crate::service::echo::EchoService;
 use crate::service::{ConnKey, Effect, Effects, Service};
@@ -58,6 +60,15 @@ const READ_BUDGET: usize = 64 * 1024;
 /// Largest `--read-chunk` (the read buffer is allocated once) and
 /// `--max-line` (a partial line may be buffered per connection).
 const MAX_READ_CHUNK: usize = 16 << 20;
+/// Snapshots of a service's file are taken at most this often (DESIGN.md:
+/// the names file is saved at most once a second).
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// While a saver is writing, look for its errors this often.
+const SAVER_CHECK: Duration = Duration::from_millis(100);
+/// How long a stop waits for the last snapshot to reach the disk.
+const SAVE_AT_STOP: Duration = Duration::from_secs(5);
+/// The `what=` of warnings about the names file.
+const NAMES_FILE: &str = "names-file";
 
 /// Why `serve` stopped with an error.
 #[derive(Debug)]
@@ -136,14 +147,16 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
     if !args.no_echo {
         services.push((Box::new(EchoService::new(&args.exit_word)), args.echo_ports));
     }
+    let mut names_saver = None;
     if !args.no_chat {
-        let (chat, warnings) = ChatRoom::new(ChatConfig {
-            max_line_bytes: args.max_line.as_usize(),
-            names_path: args.names_path(),
-        });
-        for warning in &warnings {
-            event::record(warning);
-        }
+        let (names, saver) = load_names(args);
+        names_saver = saver.map(|saver| (services.len(), saver));
+        let chat = ChatRoom::new(
+            ChatConfig {
+                max_line_bytes: args.max_line.as_usize(),
+            },
+            names,
+        );
         services.push((Box::new(chat), args.chat_ports));
     }
     let config = Config {
@@ -153,8 +166,14 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
         max_backlog: args.max_backlog.as_usize(),
         shutdown_grace: args.shutdown_grace.0,
     };
-    let result = Reactor::new(args, services, config, log.clone())
-        .and_then(|mut reactor| reactor.run().map_err(Error::Poll));
+    let result = Reactor::new(args, services, config, log.clone()).and_then(|mut reactor| {
+        if let Some((service, saver)) = names_saver {
+            reactor.persist_with(service, NAMES_FILE, saver);
+        }
+        let stopped = reactor.run().map_err(Error::Poll);
+        reactor.finish_saving();
+        stopped
+    });
     let reason = match &result {
         Ok(reason) => *reason,
         Err(_) => StopReason::Error,
@@ -165,6 +184,35 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
     });
     log.flush();
     result.map(|_| ())
+}
+
+/// Loads the names file (one warning if it is damaged or unusable) and
+/// starts the thread that saves it, unless the file was left unused (a
+/// FIFO, a device, a file too large: not ours to replace).
+fn load_names(args: &ServeArgs) -> (Names, Option<Saver>) {
+    let path = args.names_path();
+    let (names, warning) = Names::load(&path, args.names_max as usize);
+    let mut save = true;
+    if let Some(warning) = warning {
+        save = !warning.file_unused();
+        event::record(&Event::Warning {
+            what: NAMES_FILE,
+            error: warning.to_string(),
+        });
+    }
+    if !save {
+        return (names, None);
+    }
+    match Saver::spawn(path) {
+        Ok(saver) => (names, Some(saver)),
+        Err(e) => {
+            event::record(&Event::Warning {
+                what: NAMES_FILE,
+                error: format!("cannot start the saver thread: {e}; names are not saved this run"),
+            });
+            (names, None)
+        }
+    }
 }
 
 /// Compares `--max-clients` with the descriptor limit, raising the soft
@@ -222,6 +270,14 @@ struct Listener {
     failing: bool,
 }
 
+/// A service whose file a background thread saves (chat's names).
+struct Persist {
+    service: usize,
+    /// The `what=` of its warnings.
+    what: &'static str,
+    saver: Saver,
+}
+
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
@@ -272,6 +328,10 @@ pub struct Reactor {
     again_console: bool,
     /// Accepting stopped on `EMFILE`/`ENFILE` until a connection closes.
     accept_paused: bool,
+    /// Services whose snapshots are saved off this thread.
+    savers: Vec<Persist>,
+    /// No snapshot is taken before this (at most one a second).
+    next_save: Instant,
 }
 
 impl Reactor {
@@ -344,6 +404,8 @@ impl Reactor {
             again_accepts: Vec::new(),
             again_console: false,
             accept_paused: false,
+            savers: Vec::new(),
+            next_save: Instant::now(),
         };
         reactor.handle_console_input(early_input);
         Ok(reactor)
@@ -384,6 +446,7 @@ impl Reactor {
         self.events = events;
         self.retry_cut_short_work();
         self.fire_timers();
+        self.save_snapshots();
         self.flush_and_close();
         Ok(())
     }
@@ -398,10 +461,14 @@ impl Reactor {
             Phase::Draining { deadline, .. } => Some(deadline),
             _ => None,
         };
-        let next = match (self.timers.next_deadline(), drain_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [
+            self.timers.next_deadline(),
+            drain_deadline,
+            self.save_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
@@ -722,6 +789,72 @@ impl Reactor {
                 self.closing.push(key);
             } else {
                 self.timers.schedule(due, key);
+            }
+        }
+    }
+
+    // ----- saving ----------------------------------------------------------
+
+    /// Saves `service`'s snapshots with `saver` from now on.
+    pub fn persist_with(&mut self, service: usize, what: &'static str, saver: Saver) {
+        self.savers.push(Persist {
+            service,
+            what,
+            saver,
+        });
+    }
+
+    /// When the loop must wake for saving: the next allowed snapshot if one
+    /// is pending, or soon while a saver is writing (to log its errors).
+    fn save_deadline(&self) -> Option<Instant> {
+        let mut at = None;
+        for p in &self.savers {
+            let due = if self.services[p.service].snapshot_pending() {
+                self.next_save
+            } else if !p.saver.is_idle() {
+                self.now + SAVER_CHECK
+            } else {
+                continue;
+            };
+            at = Some(at.map_or(due, |a: Instant| a.min(due)));
+        }
+        at
+    }
+
+    /// Step 4b: hand changed state to the savers, at most once a second,
+    /// and log what they reported. Taking a snapshot is a walk of memory;
+    /// the disk is the saver thread's business.
+    fn save_snapshots(&mut self) {
+        for p in &self.savers {
+            for error in p.saver.errors() {
+                event::record(&Event::Warning {
+                    what: p.what,
+                    error: error.to_string(),
+                });
+            }
+        }
+        if self.now < self.next_save {
+            return;
+        }
+        for p in &self.savers {
+            if let Some(bytes) = self.services[p.service].take_snapshot() {
+                p.saver.save(bytes);
+                self.next_save = self.now + SAVE_EVERY;
+            }
+        }
+    }
+
+    /// At the stop: the last snapshots go to disk before the process ends.
+    pub fn finish_saving(&mut self) {
+        for p in std::mem::take(&mut self.savers) {
+            if let Some(bytes) = self.services[p.service].take_snapshot() {
+                p.saver.save(bytes);
+            }
+            for error in p.saver.finish(SAVE_AT_STOP) {
+                event::record(&Event::Warning {
+                    what: p.what,
+                    error: error.to_string(),
+                });
             }
         }
     }

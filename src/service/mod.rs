@@ -218,4 +218,18 @@ pub trait Service {
 
     /// A graceful stop began: say goodbye while output can still be sent.
     fn on_shutdown(&mut self, _fx: &mut Effects) {}
+
+    /// Whether state the service keeps in a file (chat's names) changed
+    /// since the last [`Service::take_snapshot`]. Asked every turn, so it
+    /// must be cheap: a flag.
+    fn snapshot_pending(&self) -> bool {
+        false
+    }
+
+    /// The file's new content, if it changed since the last call. The
+    /// reactor asks at most once a second and hands the bytes to a
+    /// background saver (`persist.rs`): a service never does file IO.
+    fn take_snapshot(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
