@@ -1,7 +1,7 @@
 //! Saving a file without making the reactor wait on the disk.
 //!
-//! The reactor serves every client from one thread, so a `write` + `fsync`
-//! + `rename` inside a turn stalls everyone for as long as the disk takes
+//! The reactor serves every client from one thread, so a `write`, `fsync`
+//! and `rename` inside a turn stall everyone for as long as the disk takes
 //! (with a 20,000-line names file rewritten on every `/nick`, the server
 //! once answered nobody for 26 s). A [`Saver`] moves that work to a thread
 //! of its own: the reactor hands it the file's new content with
