@@ -21,7 +21,7 @@
 //! then of the directory) makes the new content survive a power cut too;
 //! it costs the reactor nothing, since it runs here.
 //!
-//! Errors come back through a channel the reactor drains each turn
+//! Errors come back in a list the reactor drains each turn
 //! ([`Saver::errors`]) and logs as warnings: once per episode (the first
 //! failure after a success), so a full disk under a `/nick` storm is one
 //! line, not one a second. The next snapshot is tried again regardless.
@@ -35,7 +35,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -71,6 +70,8 @@ struct State {
     stopping: bool,
     /// The thread has ended.
     done: bool,
+    /// Failures not yet taken by the reactor.
+    errors: Vec<SaveError>,
 }
 
 #[derive(Debug, Default)]
@@ -93,7 +94,6 @@ impl Shared {
 pub struct Saver {
     path: PathBuf,
     shared: Arc<Shared>,
-    errors: mpsc::Receiver<SaveError>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -107,18 +107,16 @@ impl Saver {
     pub fn spawn(path: impl Into<PathBuf>) -> io::Result<Saver> {
         let path = path.into();
         let shared = Arc::new(Shared::default());
-        let (report, errors) = mpsc::channel();
         let thread = {
             let shared = Arc::clone(&shared);
             let path = path.clone();
             thread::Builder::new()
                 .name("saver".into())
-                .spawn(move || write_loop(&path, &shared, &report))?
+                .spawn(move || write_loop(&path, &shared))?
         };
         Ok(Saver {
             path,
             shared,
-            errors,
             thread: Some(thread),
         })
     }
@@ -141,15 +139,24 @@ impl Saver {
         drop(old);
     }
 
-    /// Failures reported since the last call (never blocks).
-    pub fn errors(&self) -> impl Iterator<Item = SaveError> + '_ {
-        self.errors.try_iter()
+    /// Failures reported since the last call (never waits for the disk:
+    /// the lock is only ever held for a swap).
+    pub fn errors(&self) -> Vec<SaveError> {
+        std::mem::take(&mut self.shared.lock().errors)
     }
 
     /// Whether nothing is waiting or being written.
     pub fn is_idle(&self) -> bool {
         let state = self.shared.lock();
         state.pending.is_none() && !state.writing
+    }
+
+    /// Whether the reactor has something to look at soon: a snapshot on
+    /// its way to the disk, or a failure not yet taken with
+    /// [`Saver::errors`].
+    pub fn needs_attention(&self) -> bool {
+        let state = self.shared.lock();
+        state.pending.is_some() || state.writing || !state.errors.is_empty()
     }
 
     /// Waits up to `timeout` until nothing is waiting or being written;
@@ -178,7 +185,7 @@ impl Saver {
     /// is left to finish on its own (the process is about to exit).
     pub fn finish(mut self, timeout: Duration) -> Vec<SaveError> {
         let finished = self.stop(timeout);
-        let errors: Vec<SaveError> = self.errors.try_iter().collect();
+        let errors = self.errors();
         if let Some(thread) = self.thread.take()
             && finished
         {
@@ -223,7 +230,7 @@ impl Drop for Saver {
 
 /// The saver thread: take the latest snapshot, write it, repeat; end when
 /// told to stop and nothing is pending.
-fn write_loop(path: &Path, shared: &Shared, report: &mpsc::Sender<SaveError>) {
+fn write_loop(path: &Path, shared: &Shared) {
     let mut failing = false;
     loop {
         let bytes = {
@@ -246,19 +253,20 @@ fn write_loop(path: &Path, shared: &Shared, report: &mpsc::Sender<SaveError>) {
         };
         let result = write_atomic(path, &bytes);
         drop(bytes);
+        let mut state = shared.lock();
         match result {
             Ok(()) => failing = false,
             Err(error) => {
                 if !std::mem::replace(&mut failing, true) {
-                    // The reactor may be gone at exit; nothing to tell then.
-                    let _ = report.send(SaveError {
+                    state.errors.push(SaveError {
                         path: path.to_path_buf(),
                         error,
                     });
                 }
             }
         }
-        let mut state = shared.lock();
+        // In the same step as the error: whoever sees `writing` false also
+        // sees the error of that write.
         state.writing = false;
         shared.changed.notify_all();
     }
@@ -403,7 +411,7 @@ mod tests {
             saver.save(b"x".to_vec());
             assert!(saver.wait_idle(WAIT));
         }
-        let errors: Vec<SaveError> = saver.errors().collect();
+        let errors: Vec<SaveError> = saver.errors();
         assert_eq!(errors.len(), 1, "{errors:?}");
         let msg = errors[0].to_string();
         assert!(msg.starts_with("cannot save "), "{msg}");

@@ -805,13 +805,14 @@ impl Reactor {
     }
 
     /// When the loop must wake for saving: the next allowed snapshot if one
-    /// is pending, or soon while a saver is writing (to log its errors).
+    /// is pending, or soon while a saver is writing or has an error to log
+    /// (a write can fail between this turn's look and the next `poll`).
     fn save_deadline(&self) -> Option<Instant> {
         let mut at = None;
         for p in &self.savers {
             let due = if self.services[p.service].snapshot_pending() {
                 self.next_save
-            } else if !p.saver.is_idle() {
+            } else if p.saver.needs_attention() {
                 self.now + SAVER_CHECK
             } else {
                 continue;
