@@ -14,7 +14,12 @@
 //!    file and the console.
 //! 4. `codec.rs` — the line decoder shared by chat, its client and the load
 //!    generator.
-//! 5. `client/` and `load/` — the same ideas seen from the client side.
+//! 5. `names.rs` and `text.rs` — which names and which characters may
+//!    reach other users (Unicode's own security advice, UTS #39);
+//!    `names/store.rs` keeps names by IP in memory, and `persist.rs` saves
+//!    such state on a thread of its own, so no client makes the loop wait
+//!    on the disk.
+//! 6. `client/` and `load/` — the same ideas seen from the client side.
 //!
 //! `main.rs` only parses the command line and calls into this library, so
 //! tests and benchmarks run exactly what users run.
