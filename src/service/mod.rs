@@ -238,4 +238,17 @@ pub trait Service {
     /// The deadline from [`Service::next_deadline`] has come (it may be
     /// called early or late; act on what is due at `now`).
     fn on_timer(&mut self, _now: Instant, _fx: &mut Effects) {}
+    /// Whether state the service keeps in a file (chat's names) changed
+    /// since the last [`Service::take_snapshot`]. Asked every turn, so it
+    /// must be cheap: a flag.
+    fn snapshot_pending(&self) -> bool {
+        false
+    }
+
+    /// The file's new content, if it changed since the last call. The
+    /// reactor asks at most once a second and hands the bytes to a
+    /// background saver (`persist.rs`): a service never does file IO.
+    fn take_snapshot(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
