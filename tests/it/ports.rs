@@ -6,12 +6,10 @@
 //! ports this test holds: bind listeners on port 0, then build the range
 //! from the ports the OS gave.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpListener;
 
-use common::*;
+use crate::common::*;
 
 /// Holds a listener on some port P while P+1 is free (checked by binding
 /// and releasing it). Retries with other ports if P+1 is taken.
@@ -59,23 +57,19 @@ fn busy_port_is_skipped_with_bind_retry() {
         "stdout lacks {want:?}: {}",
         server.stdout_text()
     );
-    let retry = server.wait_log("bind-retry logged", |l| event_name(l) == Some("bind-retry"));
-    let parsed = parse_log_line(&retry).unwrap();
-    assert_eq!(parsed.level, "WARN", "{retry}");
-    assert_eq!(parsed.get("service"), Some("echo"), "{retry}");
+    let retry = server.wait_log("bind-retry logged", |e| e.event == "bind-retry");
+    assert_eq!(retry.level, "WARN", "{retry}");
+    assert_eq!(retry.get("service"), Some("echo"), "{retry}");
     assert_eq!(
-        parsed.get("addr"),
+        retry.get("addr"),
         Some(format!("127.0.0.1:{p}").as_str()),
         "{retry}"
     );
-    assert!(
-        parsed.get("error").is_some_and(|e| !e.is_empty()),
-        "{retry}"
-    );
-    let listen = server.wait_log("listen logged", |l| event_name(l) == Some("listen"));
+    assert!(retry.get("error").is_some_and(|e| !e.is_empty()), "{retry}");
+    let listen = server.wait_log("listen logged", |e| e.event == "listen");
     assert_eq!(
-        field(&listen, "addr"),
-        Some(format!("127.0.0.1:{next}")),
+        listen.get("addr"),
+        Some(format!("127.0.0.1:{next}").as_str()),
         "{listen}"
     );
     // And it really serves there.
