@@ -1,7 +1,11 @@
 //! The test harness, in small parts:
 //! - `server.rs`: [`Server`], the real binary on port 0 with its own log
-//!   directory; its log as parsed [`LogLine`]s; `run_bin` for CLI tests;
+//!   directory, and its builder;
+//! - `server_log.rs`: that server's log, as parsed [`LogLine`]s, and waits
+//!   on it;
 //! - `logline.rs`: the one strict parser of log lines;
+//! - `process.rs`: [`run_bin`] for command-line tests, output capture,
+//!   `/proc` figures;
 //! - `net.rs`: client sockets whose reads time out;
 //! - `users.rs`: chat users ([`User`], [`room`]).
 //!
@@ -10,7 +14,9 @@
 
 mod logline;
 mod net;
+mod process;
 mod server;
+mod server_log;
 mod users;
 
 use std::thread;
@@ -18,7 +24,9 @@ use std::time::{Duration, Instant};
 
 pub use logline::*;
 pub use net::*;
+pub use process::*;
 pub use server::*;
+pub use server_log::*;
 pub use users::*;
 
 /// How long any wait in a test may take before it fails.
