@@ -10,8 +10,9 @@
 //! 2. `service/mod.rs` and `service/echo.rs` — protocols as state machines:
 //!    bytes in, effects out, no sockets. `service/chat.rs` is the bigger one.
 //! 3. `event.rs` — every lifecycle event, defined once, and `record()`, the
-//!    one place that logs them; `logging/` sends the lines to a rotating
-//!    file and the console.
+//!    one place that logs them (with the traffic cap, `event/traffic.rs`);
+//!    `logging/` sends the lines to a rotating file and the console, and
+//!    `logread/` (`echochat log`) reads them back.
 //! 4. `codec.rs` — the line decoder shared by chat, its client and the load
 //!    generator.
 //! 5. `client/` and `load/` — the same ideas seen from the client side.
@@ -24,7 +25,9 @@ pub mod client;
 pub mod codec;
 pub mod event;
 pub mod load;
+pub mod logfmt;
 pub mod logging;
+pub mod logread;
 pub mod names;
 pub mod reactor;
 pub mod service;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
@@ -107,11 +107,6 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
             args.max_line
         )));
     }
-    if args.log_max_size.bytes() == 0 {
-        return Err(Error::Config(
-            "--log-max-size must be more than 0 bytes; use e.g. 10MiB".into(),
-        ));
-    }
     let log = logging::init(&LogConfig {
         dir: args.log_dir.clone(),
         file_name: args.log_file.clone(),
@@ -123,6 +118,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
         file_level: args.log_level.to_filter(),
         console_level: args.effective_console_level().to_filter(),
         explain: args.explain,
+        traffic_rate: args.log_traffic_rate,
     })
     .map_err(Error::Logging)?;
     let started = Instant::now();
@@ -291,7 +287,7 @@ impl Reactor {
         // Catch signals before anything is announced: a SIGTERM sent the
         // moment "listening on" appears must be a graceful stop, not the
         // default action (death without a `stop` line).
-        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(Error::Poll)?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1]).map_err(Error::Poll)?;
         poll.registry()
             .register(&mut signals, token::SIGNALS, Interest::READABLE)
             .map_err(Error::Poll)?;
@@ -377,6 +373,7 @@ impl Reactor {
         let timeout = self.poll_timeout();
         self.wait_for_events(timeout)?;
         self.now = Instant::now();
+        event::traffic_tick(self.now);
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
             self.dispatch(event.token(), event.is_read_closed() || event.is_error());
@@ -398,10 +395,14 @@ impl Reactor {
             Phase::Draining { deadline, .. } => Some(deadline),
             _ => None,
         };
-        let next = match (self.timers.next_deadline(), drain_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [
+            self.timers.next_deadline(),
+            drain_deadline,
+            event::traffic_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
@@ -847,8 +848,12 @@ impl Reactor {
 
     fn signals_ready(&mut self) {
         let mut got = false;
-        for _ in self.signals.pending() {
-            got = true;
+        for signal in self.signals.pending() {
+            if signal == SIGUSR1 {
+                self.log.reopen();
+            } else {
+                got = true;
+            }
         }
         if got {
             self.request_stop(StopReason::Signal);

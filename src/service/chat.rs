@@ -233,6 +233,7 @@ impl ChatRoom {
         self.reply(key, &[greeting, name], fx);
         self.broadcast(Some(key), &["* ", name, " joined"], fx);
         fx.record(Event::Join {
+            service: "chat",
             conn: key.id,
             name: name.to_string(),
         });
@@ -338,6 +339,7 @@ impl ChatRoom {
         self.reply(key, &["* you are now ", new], fx);
         self.broadcast(Some(key), &["* ", &old, " is now ", new], fx);
         fx.record(Event::Nick {
+            service: "chat",
             conn: key.id,
             old: old.into(),
             new: new.to_string(),
@@ -438,6 +440,7 @@ impl ChatRoom {
             self.broadcast(None, &["* ", &name, " left"], fx);
         }
         fx.record(Event::Leave {
+            service: "chat",
             conn: key.id,
             name: name.into(),
         });
@@ -821,6 +824,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Join {
+                service: "chat",
                 conn: b.id,
                 name: "Олена_2-b".into()
             }]
@@ -893,6 +897,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Nick {
+                service: "chat",
                 conn: a.id,
                 old: "alice".into(),
                 new: "Alicia".into()
@@ -1032,6 +1037,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Leave {
+                service: "chat",
                 conn: a.id,
                 name: "alice".into()
             }]
@@ -1280,6 +1286,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Join {
+                service: "chat",
                 conn: b.id,
                 name: "robert".into()
             }]

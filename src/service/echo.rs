@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{ConnKey, Effects, Service};
-use crate::event::DisconnectReason;
+use crate::event::{DisconnectReason, Event, PauseWhy};
 
 pub struct EchoService {
     /// The exit word; empty turns the feature off.
@@ -176,8 +176,17 @@ impl Service for EchoService {
     fn on_backlog(&mut self, key: ConnKey, over: bool, fx: &mut Effects) {
         if over {
             fx.pause_reading(key);
+            fx.record(Event::Pause {
+                service: self.name(),
+                conn: key.id,
+                why: PauseWhy::Backlog,
+            });
         } else {
             fx.resume_reading(key);
+            fx.record(Event::Resume {
+                service: self.name(),
+                conn: key.id,
+            });
         }
     }
 
@@ -329,7 +338,19 @@ mod tests {
         let got: Vec<Effect> = fx.drain().collect();
         assert_eq!(
             got,
-            vec![Effect::PauseReading(KEY), Effect::ResumeReading(KEY)]
+            vec![
+                Effect::PauseReading(KEY),
+                Effect::Record(Event::Pause {
+                    service: "echo",
+                    conn: KEY.id,
+                    why: PauseWhy::Backlog
+                }),
+                Effect::ResumeReading(KEY),
+                Effect::Record(Event::Resume {
+                    service: "echo",
+                    conn: KEY.id
+                }),
+            ]
         );
     }
 
