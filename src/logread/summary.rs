@@ -7,13 +7,17 @@
 //! - the busiest peers, by IP address;
 //! - traffic per second over time: a second with a `traffic` line is taken
 //!   from it (it sums the whole second, written lines included), any other
-//!   second from its `recv`/`send`/`datagram` lines;
+//!   second from its `recv`/`send`/`datagram` lines. Which single lines a
+//!   `traffic` line already counts is known from the file's order, not
+//!   from clocks: a summed second wrote exactly `recv + send - suppressed`
+//!   single lines, all before its `traffic` line and after the previous
+//!   second's (see `event/traffic.rs`);
 //! - the warnings and errors.
 //!
 //! Everything is a running total, so a 50 MB log is summarized in one
 //! pass with memory for the totals only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -25,6 +29,9 @@ const SHOWN_PROBLEMS: usize = 20;
 const TRAFFIC_ROWS: u64 = 30;
 /// Peers listed.
 const TOP_PEERS: usize = 10;
+/// Single traffic lines held per service while waiting to learn whether a
+/// `traffic` line counts them (more than any sane `--log-traffic-rate`).
+const PENDING_SINGLES: usize = 100_000;
 
 #[derive(Default)]
 pub(super) struct Summary {
@@ -36,10 +43,11 @@ pub(super) struct Summary {
     services: BTreeMap<String, Service>,
     /// IP -> (connections, bytes in, bytes out)
     peers: HashMap<String, Peer>,
-    /// (service, second) -> sums from `traffic` lines.
-    summed: HashMap<(String, u64), Sums>,
-    /// (service, second) -> sums of single recv/send/datagram lines.
-    single: HashMap<(String, u64), Sums>,
+    /// Traffic per second, all services.
+    seconds: BTreeMap<u64, Sums>,
+    /// Per service, the single recv/send/datagram lines since its last
+    /// `traffic` line: (second, sums).
+    pending: HashMap<String, VecDeque<(u64, Sums)>>,
     /// WARN and ERROR lines, by event name.
     problem_counts: BTreeMap<String, u64>,
     problems: Vec<String>,
@@ -136,27 +144,16 @@ impl Summary {
                     }
                 };
                 if let Some(sec) = second(line) {
-                    self.single
-                        .entry((service.to_string(), sec))
-                        .or_default()
-                        .add(sums);
+                    let queue = self.pending.entry(service.to_string()).or_default();
+                    queue.push_back((sec, sums));
+                    if queue.len() > PENDING_SINGLES
+                        && let Some((sec, sums)) = queue.pop_front()
+                    {
+                        self.seconds.entry(sec).or_default().add(sums);
+                    }
                 }
             }
-            "traffic" => {
-                // Written just after the second it sums.
-                if let Some(sec) = second(line) {
-                    let sums = Sums {
-                        msgs_in: num(line, "recv"),
-                        msgs_out: num(line, "send"),
-                        bytes_in: num(line, "bytes_in"),
-                        bytes_out: num(line, "bytes_out"),
-                    };
-                    self.summed
-                        .entry((service.to_string(), sec.saturating_sub(1)))
-                        .or_default()
-                        .add(sums);
-                }
-            }
+            "traffic" => self.add_traffic(service, line),
             _ => {}
         }
         if matches!(line.level, "WARN" | "ERROR") {
@@ -184,20 +181,47 @@ impl Summary {
         }
     }
 
+    /// A `traffic` line: the last `recv + send - suppressed` single lines
+    /// of its service are its own (already in its sums); the ones before
+    /// them belong to seconds without a sum.
+    fn add_traffic(&mut self, service: &str, line: &Line<'_>) {
+        let sums = Sums {
+            msgs_in: num(line, "recv"),
+            msgs_out: num(line, "send"),
+            bytes_in: num(line, "bytes_in"),
+            bytes_out: num(line, "bytes_out"),
+        };
+        let written = (sums.msgs_in + sums.msgs_out).saturating_sub(num(line, "suppressed"));
+        let mut queue = self.pending.remove(service).unwrap_or_default();
+        let own = queue
+            .len()
+            .min(usize::try_from(written).unwrap_or(usize::MAX));
+        let mine = queue.split_off(queue.len() - own);
+        for (sec, single) in queue {
+            self.seconds.entry(sec).or_default().add(single);
+        }
+        // Its second is that of its own single lines; without any, the one
+        // before it was written (it comes just after the second it sums).
+        let sec = match mine.front() {
+            Some((sec, _)) => Some(*sec),
+            None => second(line).map(|s| s.saturating_sub(1)),
+        };
+        if let Some(sec) = sec {
+            self.seconds.entry(sec).or_default().add(sums);
+        }
+    }
+
     fn service(&mut self, name: &str) -> &mut Service {
         self.services.entry(name.to_string()).or_default()
     }
 
-    /// Traffic per second over all services: summed seconds as they are,
-    /// single lines only for seconds without a sum.
+    /// Traffic per second over all services, the single lines still
+    /// waiting included (no `traffic` line came for them).
     fn per_second(&self) -> BTreeMap<u64, Sums> {
-        let mut out: BTreeMap<u64, Sums> = BTreeMap::new();
-        for ((_, sec), sums) in &self.summed {
-            out.entry(*sec).or_default().add(*sums);
-        }
-        for (key, sums) in &self.single {
-            if !self.summed.contains_key(key) {
-                out.entry(key.1).or_default().add(*sums);
+        let mut out = self.seconds.clone();
+        for queue in self.pending.values() {
+            for (sec, sums) in queue {
+                out.entry(*sec).or_default().add(*sums);
             }
         }
         out
@@ -405,11 +429,12 @@ mod tests {
             "2026-11-22T13:53:10.100Z DEBUG send service=echo conn=1 bytes=100",
             "2026-11-22T13:53:11.000Z INFO  accept service=echo conn=2 slot=1 peer=10.0.0.6:4001",
             "2026-11-22T13:53:11.500Z INFO  disconnect service=echo conn=1 peer=10.0.0.5:4000 reason=eof bytes_in=2048 bytes_out=2048 duration=1.500s",
-            "2026-11-22T13:53:12.001Z DEBUG traffic service=echo recv=500 send=500 bytes_in=512000 bytes_out=512000 conns=2 suppressed=900",
+            "2026-11-22T13:53:11.600Z DEBUG recv service=echo conn=2 bytes=1024",
+            "2026-11-22T13:53:12.001Z DEBUG traffic service=echo recv=500 send=500 bytes_in=512000 bytes_out=512000 conns=2 suppressed=999",
             "2026-11-22T13:53:12.100Z WARN  accept-error service=echo error=\"Too many open files\"",
             "garbage",
         ]);
-        assert!(text.contains("7 lines (and 1 damaged)"), "{text}");
+        assert!(text.contains("8 lines (and 1 damaged)"), "{text}");
         assert!(text.contains("accepted=2 closed=1 eof=1"), "{text}");
         assert!(text.contains("still open at the end: 1"), "{text}");
         assert!(text.contains("in=2.0KiB out=2.0KiB"), "{text}");
@@ -429,11 +454,19 @@ mod tests {
 
     #[test]
     fn a_summed_second_does_not_count_its_single_lines_twice() {
+        // Second :09 stayed under the cap; :10 went over it with a cap of 2.
         let text = summary(&[
+            "2026-11-22T13:53:09.100Z DEBUG recv service=echo conn=1 bytes=7",
+            "2026-11-22T13:53:09.100Z DEBUG send service=echo conn=1 bytes=7",
             "2026-11-22T13:53:10.100Z DEBUG recv service=echo conn=1 bytes=100",
-            "2026-11-22T13:53:11.001Z DEBUG traffic service=echo recv=3 send=0 bytes_in=300 bytes_out=0 conns=1 suppressed=2",
+            "2026-11-22T13:53:10.100Z DEBUG send service=echo conn=1 bytes=100",
+            "2026-11-22T13:53:11.001Z DEBUG traffic service=echo recv=3 send=3 bytes_in=300 bytes_out=300 conns=1 suppressed=4",
         ]);
-        assert_eq!(row(&text, "2026-11-22T13:53:10Z"), ["3", "0", "300B", "0B"]);
+        assert_eq!(row(&text, "2026-11-22T13:53:09Z"), ["1", "1", "7B", "7B"]);
+        assert_eq!(
+            row(&text, "2026-11-22T13:53:10Z"),
+            ["3", "3", "300B", "300B"]
+        );
     }
 
     #[test]
