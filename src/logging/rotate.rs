@@ -183,6 +183,11 @@ impl RotatingFile {
         self.dir.join(&self.name)
     }
 
+    /// Where the next active file is made before it takes the name.
+    fn temp_path(&self) -> PathBuf {
+        self.dir.join(format!(".{}.new", self.name))
+    }
+
     fn numbered(&self, k: u32) -> PathBuf {
         self.dir.join(format!("{}.{k}", self.name))
     }
@@ -371,7 +376,10 @@ impl RotatingFile {
 
     /// Steps 1–4 of a rotation (see the top of this file).
     fn swap_in_new_file(&mut self) -> io::Result<Swapped> {
-        let tmp = self.dir.join(format!(".{}.new", self.name));
+        let tmp = self.temp_path();
+        // A leftover of a crash. Ours to remove: the lock on the active
+        // file means no other server rotates this log.
+        let _ = fs::remove_file(&tmp);
         let new = create_locked(&tmp)?;
         match self.put_in_place(&tmp) {
             Ok(swapped) => {
@@ -574,7 +582,7 @@ impl RotatingFile {
     /// Makes the directory and the active file again (they were removed).
     fn recreate(&mut self, now: Instant) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join(format!(".{}.new", self.name));
+        let tmp = self.temp_path();
         let _ = fs::remove_file(&tmp);
         let new = create_locked(&tmp)?;
         if let Err(e) = fs::rename(&tmp, self.path()) {
@@ -762,6 +770,19 @@ mod tests {
         got.extend(read(dir.path(), "t.log").lines().map(str::to_string));
         let data: Vec<String> = got.into_iter().filter(|l| l.starts_with("line")).collect();
         assert_eq!(data, sent);
+        assert!(!dir.path().join(".t.log.new").exists());
+    }
+
+    #[test]
+    fn a_temporary_file_left_by_a_crash_does_not_block_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".t.log.new"), "half a rotation\n").unwrap();
+        let mut f = RotatingFile::open(dir.path(), "t.log", policy(30, 2)).unwrap();
+        push(&mut f, "0123456789012345678\n");
+        push(&mut f, "abcdefghijabcdefghi\n");
+        flush(&mut f);
+        assert_eq!(read(dir.path(), "t.log.1"), "0123456789012345678\n");
+        assert_eq!(read(dir.path(), "t.log"), "abcdefghijabcdefghi\n");
         assert!(!dir.path().join(".t.log.new").exists());
     }
 
