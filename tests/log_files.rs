@@ -19,6 +19,17 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// A child process killed (by its pid) when dropped, so a failing
+/// assertion cannot leave `tail -F` or a server running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The log's files oldest first (`NAME.K` … `NAME.1`, `NAME`).
 fn log_files(dir: &Path) -> Vec<PathBuf> {
     let mut numbered: Vec<(u32, PathBuf)> = Vec::new();
@@ -467,13 +478,6 @@ fn a_full_disk_leaves_no_torn_line_and_reports_the_loss() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stdout = child.stdout.take().unwrap();
     let stderr = Arc::new(Mutex::new(String::new()));
     let errs = stderr.clone();
@@ -489,7 +493,7 @@ fn a_full_disk_leaves_no_torn_line_and_reports_the_loss() {
                 .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
-    let child = Kill(child);
+    let child = KillOnDrop(child);
     // Keep draining stdout (console lines), or the server would block on it.
     let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
@@ -591,11 +595,12 @@ fn tail_follows_fifty_rotations_without_missing_the_file() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run tail");
+    let tail_out = tail.stdout.take().unwrap();
+    let mut tail_err = tail.stderr.take().unwrap();
+    let tail = KillOnDrop(tail);
     let out = Arc::new(Mutex::new(Vec::<String>::new()));
     let err = Arc::new(Mutex::new(String::new()));
     let (o, e) = (out.clone(), err.clone());
-    let tail_out = tail.stdout.take().unwrap();
-    let mut tail_err = tail.stderr.take().unwrap();
     thread::spawn(move || {
         for line in BufReader::new(tail_out).lines() {
             let Ok(line) = line else { break };
@@ -631,8 +636,7 @@ fn tail_follows_fifty_rotations_without_missing_the_file() {
         }
         thread::sleep(Duration::from_millis(15));
     }
-    let _ = tail.kill();
-    let _ = tail.wait();
+    drop(tail);
     let stderr = err.lock().unwrap().clone();
     assert!(
         !stderr.contains("inaccessible") && !stderr.contains("No such file"),
@@ -679,13 +683,13 @@ fn a_second_server_on_the_same_log_file_is_refused() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut other = cmd.spawn().unwrap();
-    let listening = BufReader::new(other.stdout.take().unwrap())
+    let other_out = other.stdout.take().unwrap();
+    let _other = KillOnDrop(other);
+    let listening = BufReader::new(other_out)
         .lines()
         .map_while(Result::ok)
         .any(|l| l.contains("echo listening on"));
     assert!(listening, "a server with another --log-file starts");
-    let _ = other.kill();
-    let _ = other.wait();
 }
 
 #[test]

@@ -14,6 +14,17 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 
+/// A child process killed (by its pid) when dropped, so a failing
+/// assertion cannot leave a follower running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A timestamp `ago` before now, as the log writes it.
 fn stamp(ago: Duration) -> String {
     humantime::format_rfc3339_millis(SystemTime::now() - ago).to_string()
@@ -169,9 +180,10 @@ fn follow_reads_across_rotations_like_tail_f() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let out = follower.stdout.take().unwrap();
+    let follower = KillOnDrop(follower);
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = seen.clone();
-    let out = follower.stdout.take().unwrap();
     thread::spawn(move || {
         for line in BufReader::new(out).lines() {
             let Ok(line) = line else { break };
@@ -226,7 +238,6 @@ fn follow_reads_across_rotations_like_tail_f() {
     wait_until("the follower printed every line", || {
         seen.lock().unwrap().len() >= written.len()
     });
-    let _ = follower.kill();
-    let _ = follower.wait();
+    drop(follower);
     assert_eq!(*seen.lock().unwrap(), written);
 }
