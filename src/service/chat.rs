@@ -263,6 +263,7 @@ impl ChatRoom {
         self.reply(key, &[greeting, name], fx);
         self.broadcast(Some(key), &["* ", name, " joined"], fx);
         fx.record(Event::Join {
+            service: "chat",
             conn: key.id,
             name: name.to_string(),
         });
@@ -364,6 +365,7 @@ impl ChatRoom {
         self.reply(key, &["* you are now ", new], fx);
         self.broadcast(Some(key), &["* ", &old, " is now ", new], fx);
         fx.record(Event::Nick {
+            service: "chat",
             conn: key.id,
             old: old.into(),
             new: new.to_string(),
@@ -488,6 +490,7 @@ impl ChatRoom {
             self.broadcast(None, &["* ", &name, " left"], fx);
         }
         fx.record(Event::Leave {
+            service: "chat",
             conn: key.id,
             name: name.into(),
         });
@@ -889,6 +892,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Join {
+                service: "chat",
                 conn: b.id,
                 name: "Олена_2-я".into()
             }]
@@ -961,6 +965,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Nick {
+                service: "chat",
                 conn: a.id,
                 old: "alice".into(),
                 new: "Alicia".into()
@@ -1100,6 +1105,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Leave {
+                service: "chat",
                 conn: a.id,
                 name: "alice".into()
             }]
@@ -1353,6 +1359,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Join {
+                service: "chat",
                 conn: b.id,
                 name: "robert".into()
             }]
