@@ -28,3 +28,4 @@ pub mod logging;
 pub mod names;
 pub mod reactor;
 pub mod service;
+pub mod telnet;

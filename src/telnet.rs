@@ -1,0 +1,430 @@
+//! Telnet (RFC 854) in the byte stream: what a `telnet` client mixes into
+//! what its user types, and how the chat service answers it.
+//!
+//! A `telnet` client is not a plain byte pipe. Byte 255 (IAC, "interpret as
+//! command") starts a command: `IAC IP` when the user presses Ctrl-C,
+//! `IAC DO TIMING-MARK` right after it (RFC 860: "tell me when you have
+//! seen everything before this"; until the answer comes, Linux `telnet`
+//! throws away everything the server sends), `IAC WILL X` / `IAC DO X` to
+//! negotiate options such as `BINARY` (RFC 856: 8-bit data, which a UTF-8
+//! user needs), `IAC SB ... IAC SE` for option parameters, and `IAC IAC`
+//! for a literal byte 255. A server that takes those bytes for text breaks
+//! the user's line (`! invalid UTF-8`) and, worse, never answers the timing
+//! mark, so the user's `telnet` stays silent for good.
+//!
+//! Two layers, both pure (no sockets, no clock) and bounded (a
+//! subnegotiation is never buffered; at most [`SB_MAX_BYTES`] of it are
+//! skipped before the parser gives up on it):
+//!
+//! - [`Parser`]: a few bytes of state that split a stream into data and
+//!   commands, across reads. The echo service uses it only to *look past*
+//!   commands when it watches for the exit word: echo sends every byte back
+//!   unchanged, commands included (RFC 862).
+//! - [`TelnetFilter`]: the chat service's filter. It yields the data (what
+//!   the user typed) and the reply bytes for the negotiation: `WILL
+//!   TIMING-MARK` for every `DO TIMING-MARK`; `BINARY` agreed in both
+//!   directions; every other option refused (`WONT`/`DONT`) once. It
+//!   answers a request only when the answer changes something (RFC 1143's
+//!   rule), so two programs can never bounce the same option back and forth
+//!   forever. It never speaks first: a client that sends no IAC (`nc`)
+//!   never sees a telnet command. Until the first IAC it costs one `memchr`
+//!   per read and no memory at all.
+//!
+//! Read `codec.rs` next: the data this filter lets through goes to the
+//! line decoder.
+
+/// "Interpret as command": the byte that starts every telnet command.
+pub const IAC: u8 = 255;
+/// `IAC DONT X`: please stop doing option X (or: I refuse your offer).
+pub const DONT: u8 = 254;
+/// `IAC DO X`: please do option X (or: I accept your offer).
+pub const DO: u8 = 253;
+/// `IAC WONT X`: I will not do option X.
+pub const WONT: u8 = 252;
+/// `IAC WILL X`: I offer to do option X.
+pub const WILL: u8 = 251;
+/// `IAC SB X ... IAC SE`: parameters of option X.
+pub const SB: u8 = 250;
+/// End of a subnegotiation.
+pub const SE: u8 = 240;
+/// `IAC IP`: interrupt process (what Ctrl-C becomes).
+pub const IP: u8 = 244;
+/// Option 0: 8-bit binary transmission (RFC 856).
+pub const BINARY: u8 = 0;
+/// Option 6: timing mark (RFC 860).
+pub const TIMING_MARK: u8 = 6;
+
+/// The longest subnegotiation skipped while waiting for its `IAC SE`. A
+/// client that opens one and never closes it would otherwise make every
+/// later byte vanish; past this many bytes the parser treats the
+/// subnegotiation as over and reads data again. Real ones (a terminal
+/// type, a window size) are a few dozen bytes, and this server refuses
+/// every option that has them anyway.
+pub const SB_MAX_BYTES: u16 = 512;
+
+/// One of the four negotiation verbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    Will,
+    Wont,
+    Do,
+    Dont,
+}
+
+impl Verb {
+    fn from_byte(b: u8) -> Option<Verb> {
+        match b {
+            WILL => Some(Verb::Will),
+            WONT => Some(Verb::Wont),
+            DO => Some(Verb::Do),
+            DONT => Some(Verb::Dont),
+            _ => None,
+        }
+    }
+
+    pub fn as_byte(self) -> u8 {
+        match self {
+            Verb::Will => WILL,
+            Verb::Wont => WONT,
+            Verb::Do => DO,
+            Verb::Dont => DONT,
+        }
+    }
+}
+
+/// A telnet command found in the stream (data bytes are not commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// `IAC WILL|WONT|DO|DONT option`.
+    Negotiate { verb: Verb, option: u8 },
+    /// `IAC SB option ... IAC SE` ended; its parameters were skipped, never
+    /// stored. (One cut off at [`SB_MAX_BYTES`] is not reported.)
+    Subnegotiation { option: u8 },
+    /// Any other two-byte command (`IAC IP`, `IAC AYT`, `IAC NOP`, ...).
+    Other(u8),
+}
+
+/// What one byte turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A data byte (for `IAC IAC`, the second byte: a literal 255).
+    Data,
+    /// Part of a command that is not finished yet.
+    Pending,
+    /// The last byte of a command.
+    Command(Command),
+}
+
+/// Where the parser is inside a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    /// Between commands: bytes are data.
+    #[default]
+    Data,
+    /// After `IAC`.
+    Iac,
+    /// After `IAC WILL|WONT|DO|DONT`: the option byte comes next.
+    Verb(Verb),
+    /// After `IAC SB`: the option byte comes next.
+    SbOption,
+    /// Inside a subnegotiation, `skipped` bytes so far.
+    Sb { option: u8, skipped: u16 },
+    /// Inside a subnegotiation, after an `IAC` (`SE` ends it, `IAC` is a
+    /// literal 255 inside it).
+    SbIac { option: u8, skipped: u16 },
+}
+
+/// Splits a byte stream into data and telnet commands, one byte at a time,
+/// across reads; see the module docs. Four bytes, `Copy`, no heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Parser {
+    state: State,
+}
+
+impl Parser {
+    pub const fn new() -> Self {
+        Parser { state: State::Data }
+    }
+
+    /// True between commands, when the next byte is data unless it is IAC.
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Data
+    }
+
+    /// What `b` is, given everything before it.
+    pub fn step(&mut self, b: u8) -> Step {
+        let (next, step) = match self.state {
+            State::Data if b == IAC => (State::Iac, Step::Pending),
+            State::Data => (State::Data, Step::Data),
+            State::Iac => match b {
+                IAC => (State::Data, Step::Data),
+                SB => (State::SbOption, Step::Pending),
+                _ => match Verb::from_byte(b) {
+                    Some(verb) => (State::Verb(verb), Step::Pending),
+                    None => (State::Data, Step::Command(Command::Other(b))),
+                },
+            },
+            State::Verb(verb) => (
+                State::Data,
+                Step::Command(Command::Negotiate { verb, option: b }),
+            ),
+            State::SbOption => (
+                State::Sb {
+                    option: b,
+                    skipped: 0,
+                },
+                Step::Pending,
+            ),
+            State::Sb { skipped, .. } | State::SbIac { skipped, .. } if skipped >= SB_MAX_BYTES => {
+                // Too long to be a real subnegotiation: give up on it, and
+                // read this byte afresh as data (or the start of a command).
+                self.state = State::Data;
+                return self.step(b);
+            }
+            State::Sb { option, skipped } if b == IAC => (
+                State::SbIac {
+                    option,
+                    skipped: skipped + 1,
+                },
+                Step::Pending,
+            ),
+            State::Sb { option, skipped } => (
+                State::Sb {
+                    option,
+                    skipped: skipped + 1,
+                },
+                Step::Pending,
+            ),
+            State::SbIac { option, .. } if b == SE => (
+                State::Data,
+                Step::Command(Command::Subnegotiation { option }),
+            ),
+            // `IAC IAC` inside a subnegotiation is a parameter byte 255;
+            // anything else after IAC is a protocol error, skipped alike.
+            State::SbIac { option, skipped } => (
+                State::Sb {
+                    option,
+                    skipped: skipped + 1,
+                },
+                Step::Pending,
+            ),
+        };
+        self.state = next;
+        step
+    }
+
+    /// Splits `input` into runs of data (borrowed, never copied) and
+    /// commands, in order. `IAC IAC` yields its second byte as a one-byte
+    /// run.
+    pub fn feed<'a>(&mut self, input: &'a [u8], mut on: impl FnMut(Token<'a>)) {
+        let mut i = 0;
+        while i < input.len() {
+            if self.is_idle() {
+                // Fast path: a run of data up to the next IAC.
+                let end = memchr::memchr(IAC, &input[i..]).map_or(input.len(), |n| i + n);
+                if end > i {
+                    on(Token::Data(&input[i..end]));
+                }
+                i = end;
+                if i == input.len() {
+                    return;
+                }
+            }
+            match self.step(input[i]) {
+                Step::Data => on(Token::Data(&input[i..i + 1])),
+                Step::Pending => {}
+                Step::Command(c) => on(Token::Command(c)),
+            }
+            i += 1;
+        }
+    }
+}
+
+/// A piece of parsed input: data, or a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token<'a> {
+    Data(&'a [u8]),
+    Command(Command),
+}
+
+/// What the chat service does with a piece of input: hand data to the line
+/// decoder, send a reply to this client only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// What the user typed, borrowed from the input.
+    Data(&'a [u8]),
+    /// Three bytes to send to this client (`IAC verb option`).
+    Reply([u8; 3]),
+}
+
+/// Where one side of the `BINARY` option stands (RFC 1143 "Q method",
+/// reduced to the states this server can reach: it never asks to turn
+/// `BINARY` off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Q {
+    #[default]
+    No,
+    Yes,
+    /// We asked for it and wait for the answer (see
+    /// [`TelnetFilter::offer_binary`]).
+    WantYes,
+}
+
+/// The negotiation memory of a client that has spoken telnet.
+#[derive(Debug, Clone, Default)]
+struct Negotiation {
+    parser: Parser,
+    /// Whether the server sends binary (`WILL BINARY` agreed).
+    binary_us: Q,
+    /// Whether the client sends binary (`DO BINARY` agreed).
+    binary_him: Q,
+    /// Options the server already refused with `WONT` (bit per option):
+    /// a repeated `DO X` is not answered again.
+    refused_do: [u64; 4],
+    /// Options the server already refused with `DONT`.
+    refused_will: [u64; 4],
+}
+
+/// The chat service's telnet filter; see the module docs.
+///
+/// Between reads it holds one pointer; the negotiation memory (about 80
+/// bytes) is allocated the first time the client sends an IAC, so `nc`
+/// users never pay for it.
+#[derive(Debug, Clone, Default)]
+pub struct TelnetFilter {
+    negotiation: Option<Box<Negotiation>>,
+}
+
+impl TelnetFilter {
+    /// A filter for a new connection. Allocates nothing.
+    pub const fn new() -> Self {
+        TelnetFilter { negotiation: None }
+    }
+
+    /// Whether the client has sent a telnet command (so the server may
+    /// send it one).
+    pub fn client_speaks_telnet(&self) -> bool {
+        self.negotiation.is_some()
+    }
+
+    /// Heap bytes held (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        self.negotiation
+            .as_ref()
+            .map_or(0, |_| std::mem::size_of::<Negotiation>())
+    }
+
+    /// Whether `BINARY` is agreed in both directions.
+    pub fn is_binary(&self) -> bool {
+        self.negotiation
+            .as_ref()
+            .is_some_and(|n| n.binary_us == Q::Yes && n.binary_him == Q::Yes)
+    }
+
+    /// Filters the bytes of one read: `on` gets the data runs (borrowed
+    /// from `input`) and the replies, in order.
+    pub fn feed<'a>(&mut self, mut input: &'a [u8], mut on: impl FnMut(Piece<'a>)) {
+        let negotiation = match &mut self.negotiation {
+            Some(n) => n,
+            None => {
+                // Not a telnet client (yet): one memchr, no state.
+                let Some(at) = memchr::memchr(IAC, input) else {
+                    if !input.is_empty() {
+                        on(Piece::Data(input));
+                    }
+                    return;
+                };
+                if at > 0 {
+                    on(Piece::Data(&input[..at]));
+                }
+                input = &input[at..];
+                self.negotiation.insert(Box::default())
+            }
+        };
+        let mut parser = negotiation.parser;
+        parser.feed(input, |token| match token {
+            Token::Data(d) => on(Piece::Data(d)),
+            Token::Command(Command::Negotiate { verb, option }) => {
+                if let Some(reply) = negotiation.answer(verb, option) {
+                    on(Piece::Reply([IAC, reply.as_byte(), option]));
+                }
+            }
+            // IP, AYT, NOP, subnegotiations: removed, never relayed.
+            Token::Command(_) => {}
+        });
+        negotiation.parser = parser;
+    }
+
+    /// The server's own offer of `BINARY` both ways (`IAC WILL BINARY`,
+    /// `IAC DO BINARY`), each passed to `send` unless that direction is
+    /// agreed or asked for already. Nothing at all for a client that has
+    /// not spoken telnet first. Linux `telnet` does not ask for `BINARY` by
+    /// itself, and without it it may take a byte such as 0x83 (the second
+    /// byte of Cyrillic `у`) for Ctrl-C (0x03 with the eighth bit set).
+    pub fn offer_binary(&mut self, mut send: impl FnMut([u8; 3])) {
+        let Some(n) = self.negotiation.as_mut() else {
+            return;
+        };
+        if n.binary_us == Q::No {
+            n.binary_us = Q::WantYes;
+            send([IAC, WILL, BINARY]);
+        }
+        if n.binary_him == Q::No {
+            n.binary_him = Q::WantYes;
+            send([IAC, DO, BINARY]);
+        }
+    }
+}
+
+impl Negotiation {
+    /// The reply to `IAC verb option`, if one is due.
+    fn answer(&mut self, verb: Verb, option: u8) -> Option<Verb> {
+        match (verb, option) {
+            // RFC 860: a timing mark is answered every time it is asked;
+            // it is a question ("have you seen all I sent?"), not a state,
+            // so answering it again cannot start a loop.
+            (Verb::Do, TIMING_MARK) => Some(Verb::Will),
+            (Verb::Do, BINARY) => agree(&mut self.binary_us, Verb::Will),
+            (Verb::Will, BINARY) => agree(&mut self.binary_him, Verb::Do),
+            (Verb::Dont, BINARY) => disagree(&mut self.binary_us, Verb::Wont),
+            (Verb::Wont, BINARY) => disagree(&mut self.binary_him, Verb::Dont),
+            (Verb::Do, _) => refuse(&mut self.refused_do, option, Verb::Wont),
+            (Verb::Will, _) => refuse(&mut self.refused_will, option, Verb::Dont),
+            // The option is off on our side already: nothing changes, so
+            // nothing is said (RFC 854: do not acknowledge a request to
+            // enter a mode one is already in).
+            (Verb::Wont | Verb::Dont, _) => None,
+        }
+    }
+}
+
+/// The peer asks to turn `BINARY` on: agree unless it is on already (or
+/// was our own request, which this answers).
+fn agree(q: &mut Q, reply: Verb) -> Option<Verb> {
+    match std::mem::replace(q, Q::Yes) {
+        Q::No => Some(reply),
+        Q::Yes | Q::WantYes => None,
+    }
+}
+
+/// The peer turns `BINARY` off (or refuses our offer): acknowledge a change
+/// from on, stay silent otherwise.
+fn disagree(q: &mut Q, reply: Verb) -> Option<Verb> {
+    match std::mem::replace(q, Q::No) {
+        Q::Yes => Some(reply),
+        Q::No | Q::WantYes => None,
+    }
+}
+
+/// Refuses `option` the first time it is asked for.
+fn refuse(refused: &mut [u64; 4], option: u8, reply: Verb) -> Option<Verb> {
+    if bit(refused, option) {
+        return None;
+    }
+    refused[usize::from(option / 64)] |= 1 << (option % 64);
+    Some(reply)
+}
+
+fn bit(set: &[u64; 4], option: u8) -> bool {
+    set[usize::from(option / 64)] & (1 << (option % 64)) != 0
+}
