@@ -428,3 +428,235 @@ fn refuse(refused: &mut [u64; 4], option: u8, reply: Verb) -> Option<Verb> {
 fn bit(set: &[u64; 4], option: u8) -> bool {
     set[usize::from(option / 64)] & (1 << (option % 64)) != 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Data and replies of `chunks` fed in order to one filter.
+    fn filter(chunks: &[&[u8]]) -> (Vec<u8>, Vec<u8>) {
+        let mut f = TelnetFilter::new();
+        let (mut data, mut replies) = (Vec::new(), Vec::new());
+        for chunk in chunks {
+            f.feed(chunk, |p| match p {
+                Piece::Data(d) => data.extend_from_slice(d),
+                Piece::Reply(r) => replies.extend_from_slice(&r),
+            });
+        }
+        (data, replies)
+    }
+
+    /// Same result for the whole input, every two-piece split and byte by
+    /// byte.
+    #[track_caller]
+    fn check_all_splits(input: &[u8], data: &[u8], replies: &[u8]) {
+        let expected = (data.to_vec(), replies.to_vec());
+        assert_eq!(filter(&[input]), expected, "whole");
+        for i in 0..=input.len() {
+            let (a, b) = input.split_at(i);
+            assert_eq!(filter(&[a, b]), expected, "split at {i}");
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(filter(&bytes), expected, "byte by byte");
+    }
+
+    #[test]
+    fn plain_bytes_pass_untouched_and_nothing_is_said() {
+        let all_but_iac: Vec<u8> = (0..255).collect();
+        check_all_splits(&all_but_iac, &all_but_iac, b"");
+        let mut f = TelnetFilter::new();
+        f.feed(b"hello\r\n", |_| {});
+        assert!(!f.client_speaks_telnet());
+        assert_eq!(f.heap_bytes(), 0);
+        let mut offers = Vec::new();
+        f.offer_binary(|o| offers.push(o));
+        assert!(offers.is_empty(), "never speaks first");
+    }
+
+    #[test]
+    fn ctrl_c_from_linux_telnet_is_removed_and_the_timing_mark_answered() {
+        // What issue 9 captured: "ту", with IAC IP IAC DO TIMING-MARK where
+        // the second byte of у should be.
+        check_all_splits(
+            b"\xd1\x82\xd1\xff\xf4\xff\xfd\x06\r\n",
+            b"\xd1\x82\xd1\r\n",
+            &[IAC, WILL, TIMING_MARK],
+        );
+        // Every Ctrl-C gets its answer, or telnet stays deaf.
+        check_all_splits(
+            b"\xff\xfd\x06a\xff\xfd\x06",
+            b"a",
+            &[IAC, WILL, TIMING_MARK, IAC, WILL, TIMING_MARK],
+        );
+    }
+
+    #[test]
+    fn binary_is_agreed_both_ways_once() {
+        check_all_splits(
+            &[IAC, WILL, BINARY, IAC, DO, BINARY, IAC, WILL, BINARY, IAC, DO, BINARY],
+            b"",
+            &[IAC, DO, BINARY, IAC, WILL, BINARY],
+        );
+        let mut f = TelnetFilter::new();
+        f.feed(&[IAC, WILL, BINARY, IAC, DO, BINARY], |_| {});
+        assert!(f.is_binary());
+        // Turning it off is acknowledged once, then on again is agreed.
+        check_all_splits(
+            &[IAC, DO, BINARY, IAC, DONT, BINARY, IAC, DONT, BINARY, IAC, DO, BINARY],
+            b"",
+            &[IAC, WILL, BINARY, IAC, WONT, BINARY, IAC, WILL, BINARY],
+        );
+    }
+
+    #[test]
+    fn other_options_are_refused_once() {
+        // PuTTY's opening: WILL NAWS, WILL TSPEED, WILL TTYPE, WILL
+        // NEW-ENVIRON, DO ECHO, WILL LINEMODE, DO SGA; then asks again.
+        let putty = [
+            IAC, WILL, 31, IAC, WILL, 32, IAC, WILL, 24, IAC, WILL, 39, IAC, DO, 1, IAC, WILL,
+            34, IAC, DO, 3,
+        ];
+        let refusals = [
+            IAC, DONT, 31, IAC, DONT, 32, IAC, DONT, 24, IAC, DONT, 39, IAC, WONT, 1, IAC, DONT,
+            34, IAC, WONT, 3,
+        ];
+        let mut twice = putty.to_vec();
+        twice.extend_from_slice(&putty);
+        twice.extend_from_slice(b"name\r\n");
+        check_all_splits(&twice, b"name\r\n", &refusals);
+        // WONT/DONT for an option that is off needs no answer.
+        check_all_splits(&[IAC, WONT, 31, IAC, DONT, 1, IAC, DONT, BINARY], b"", b"");
+    }
+
+    #[test]
+    fn other_commands_and_subnegotiations_are_removed() {
+        check_all_splits(
+            b"a\xff\xf1b\xff\xf6c\xff\xfa\x18\x00xterm\xff\xff\xff\xf0d",
+            b"abcd",
+            b"",
+        );
+        // IAC IAC is a literal 255.
+        check_all_splits(b"x\xff\xffy", b"x\xffy", b"");
+    }
+
+    #[test]
+    fn an_unclosed_subnegotiation_is_given_up_on() {
+        let mut input = vec![IAC, SB, 24];
+        input.extend(std::iter::repeat_n(b'z', usize::from(SB_MAX_BYTES)));
+        input.extend_from_slice(b"back\r\n");
+        check_all_splits(&input, b"back\r\n", b"");
+    }
+
+    #[test]
+    fn offer_binary_after_the_client_spoke_telnet() {
+        let mut f = TelnetFilter::new();
+        f.feed(&[IAC, DO, TIMING_MARK], |_| {});
+        let mut offers = Vec::new();
+        f.offer_binary(|o| offers.push(o));
+        assert_eq!(offers, vec![[IAC, WILL, BINARY], [IAC, DO, BINARY]]);
+        // The client's agreement is the answer: no reply, and no new offer.
+        let mut replies = Vec::new();
+        f.feed(&[IAC, DO, BINARY, IAC, WILL, BINARY], |p| {
+            if let Piece::Reply(r) = p {
+                replies.push(r)
+            }
+        });
+        assert!(replies.is_empty(), "{replies:?}");
+        assert!(f.is_binary());
+        f.offer_binary(|o| offers.push(o));
+        assert_eq!(offers.len(), 2);
+        // A client that refuses the offer is not asked again nor answered.
+        let mut g = TelnetFilter::new();
+        g.feed(&[IAC, IP], |_| {});
+        g.offer_binary(|_| {});
+        g.feed(&[IAC, DONT, BINARY, IAC, WONT, BINARY], |p| {
+            assert!(!matches!(p, Piece::Reply(_)), "{p:?}");
+        });
+        assert!(!g.is_binary());
+    }
+
+    #[test]
+    fn data_is_borrowed_not_copied() {
+        let input = b"abc\xff\xf4def";
+        let range = input.as_ptr_range();
+        let mut f = TelnetFilter::new();
+        f.feed(input, |p| {
+            if let Piece::Data(d) = p {
+                assert!(range.contains(&d.as_ptr()));
+            }
+        });
+    }
+
+    /// The parser alone, byte by byte, against `feed`.
+    #[test]
+    fn parser_steps_agree_with_feed() {
+        let input = b"a\xff\xfd\x06b\xff\xffc\xff\xfa\x01\xff\xff\xff\xf0\xff\xf4";
+        let mut p = Parser::new();
+        let mut stepped = Vec::new();
+        for &b in input {
+            match p.step(b) {
+                Step::Data => stepped.push(Token::Data(&[0][..])),
+                Step::Pending => {}
+                Step::Command(c) => stepped.push(Token::Command(c)),
+            }
+        }
+        let mut fed = Vec::new();
+        Parser::new().feed(input, |t| match t {
+            // One marker per data byte, to compare with `step`.
+            Token::Data(d) => fed.extend(std::iter::repeat_n(Token::Data(&[0][..]), d.len())),
+            c => fed.push(c),
+        });
+        assert_eq!(fed, stepped);
+        assert_eq!(
+            stepped
+                .iter()
+                .filter(|t| matches!(t, Token::Command(_)))
+                .collect::<Vec<_>>(),
+            vec![
+                &Token::Command(Command::Negotiate {
+                    verb: Verb::Do,
+                    option: TIMING_MARK
+                }),
+                &Token::Command(Command::Subnegotiation { option: 1 }),
+                &Token::Command(Command::Other(IP)),
+            ]
+        );
+    }
+
+    fn telnet_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            4 => Just(IAC),
+            1 => Just(SB),
+            1 => Just(SE),
+            2 => WILL..=DONT,
+            1 => Just(BINARY),
+            1 => Just(TIMING_MARK),
+            3 => any::<u8>(),
+        ];
+        proptest::collection::vec(byte, 0..300)
+    }
+
+    proptest! {
+        /// Any split of the same input gives the same data and replies, no
+        /// reply without a command first, and never more reply bytes than
+        /// input bytes (no amplification).
+        #[test]
+        fn any_split_gives_the_same_output(
+            input in telnet_bytes(),
+            cut1 in any::<prop::sample::Index>(),
+            cut2 in any::<prop::sample::Index>(),
+        ) {
+            let whole = filter(&[&input]);
+            let (mut a, mut b) = (cut1.index(input.len() + 1), cut2.index(input.len() + 1));
+            if a > b { std::mem::swap(&mut a, &mut b); }
+            prop_assert_eq!(&filter(&[&input[..a], &input[a..b], &input[b..]]), &whole);
+            prop_assert!(whole.1.len() <= input.len());
+            if !input.contains(&IAC) {
+                prop_assert_eq!(&whole.0, &input);
+                prop_assert!(whole.1.is_empty());
+            }
+            prop_assert!(whole.0.len() <= input.len());
+        }
+    }
+}
