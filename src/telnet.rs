@@ -213,6 +213,23 @@ impl Parser {
         step
     }
 
+    /// Inside a subnegotiation, skips the bytes before the next IAC (at
+    /// most up to [`SB_MAX_BYTES`]) at `memchr` speed, as `step` would
+    /// have, and says how many it skipped; elsewhere skips nothing.
+    pub fn skip_subnegotiation(&mut self, input: &[u8]) -> usize {
+        let State::Sb { option, skipped } = self.state else {
+            return 0;
+        };
+        let room = input.len().min(usize::from(SB_MAX_BYTES - skipped.min(SB_MAX_BYTES)));
+        let n = memchr::memchr(IAC, &input[..room]).unwrap_or(room);
+        self.state = State::Sb {
+            option,
+            // `n <= SB_MAX_BYTES - skipped`, so this stays within u16.
+            skipped: skipped + n as u16,
+        };
+        n
+    }
+
     /// Splits `input` into runs of data (borrowed, never copied) and
     /// commands, in order. `IAC IAC` yields its second byte as a one-byte
     /// run.
@@ -230,7 +247,11 @@ impl Parser {
                     return;
                 }
             }
-            match self.step(input[i]) {
+            i += self.skip_subnegotiation(&input[i..]);
+            let Some(&b) = input.get(i) else {
+                return;
+            };
+            match self.step(b) {
                 Step::Data => on(Token::Data(&input[i..i + 1])),
                 Step::Pending => {}
                 Step::Command(c) => on(Token::Command(c)),
