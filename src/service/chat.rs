@@ -67,6 +67,7 @@ use crate::codec::{Line, LineDecoder};
 use crate::event::{DisconnectReason, Event};
 use crate::names::{NamesFile, check_name};
 use crate::service::{ConnKey, Effects, Service};
+use crate::telnet::{Piece, TelnetFilter};
 
 /// What the chat room needs from the command line.
 #[derive(Debug, Clone)]
@@ -118,7 +119,10 @@ pub struct ChatRoom {
 struct Member {
     /// The client's IP, the key of the names file.
     ip: IpAddr,
-    /// Splits this connection's bytes into lines.
+    /// Takes telnet commands out of this connection's bytes and answers
+    /// them (one pointer until the client sends its first IAC).
+    telnet: TelnetFilter,
+    /// Splits what the user typed into lines.
     decoder: LineDecoder,
     /// Where the connection is in the protocol.
     stage: Stage,
@@ -406,6 +410,13 @@ impl ChatRoom {
         fx.send(to, &self.scratch);
     }
 
+    /// Whether `key` is connected and not closing.
+    fn is_open(&self, key: ConnKey) -> bool {
+        self.members
+            .get(&key)
+            .is_some_and(|m| !matches!(m.stage, Stage::Left))
+    }
+
     /// The user leaves the room now and the connection is closed: nothing
     /// more is queued for it, and its later input is ignored.
     fn drop_member(&mut self, key: ConnKey, reason: DisconnectReason, fx: &mut Effects) {
@@ -534,6 +545,7 @@ impl Service for ChatRoom {
             key,
             Member {
                 ip,
+                telnet: TelnetFilter::new(),
                 decoder: LineDecoder::new(self.max_line_bytes),
                 stage: Stage::Naming,
             },
@@ -556,11 +568,22 @@ impl Service for ChatRoom {
         if matches!(member.stage, Stage::Left) {
             return;
         }
-        // Lend the decoder out so the line handler may use the whole room;
-        // `LineDecoder::new` allocates nothing.
+        // Lend the filter and decoder out so the line handler may use the
+        // whole room; `new` allocates nothing for either.
+        let mut telnet = std::mem::take(&mut member.telnet);
         let mut decoder = std::mem::replace(&mut member.decoder, LineDecoder::new(0));
-        decoder.feed(bytes, |line| self.on_line(key, line, fx));
+        telnet.feed(bytes, |piece| match piece {
+            Piece::Data(typed) => decoder.feed(typed, |line| self.on_line(key, line, fx)),
+            // Negotiation answers go to this client only, and only while
+            // it is still here (a line before may have been `/quit`).
+            Piece::Reply(reply) => {
+                if self.is_open(key) {
+                    fx.send(key, &reply);
+                }
+            }
+        });
         if let Some(member) = self.members.get_mut(&key) {
+            member.telnet = telnet;
             member.decoder = decoder;
         }
     }
@@ -793,7 +816,7 @@ mod tests {
         );
         let again = "* what is your name?";
         for (bad, why) in [
-            ("", "! a name has 1 to 32 characters"),
+            (" ", "! a name has 1 to 32 characters"),
             (&"x".repeat(33), "! a name has 1 to 32 characters"),
             (
                 "two words",
@@ -1078,7 +1101,7 @@ mod tests {
         let a = r.join(A, "alice");
         let b = r.join(B, "bob");
         r.clear();
-        r.send(a, b"0123456789abcdefXX\nok\n\xff\xfe oops\r\nfine\n");
+        r.send(a, b"0123456789abcdefXX\nok\n\xfe oops\r\nfine\n");
         assert_eq!(
             r.lines(a),
             lines(&[
@@ -1113,11 +1136,11 @@ mod tests {
         let (mut r, a, b, _c) = three();
         r.send(
             a,
-            "red\x1b[31m bell\x07 del\x7f c1\u{9b}2J nul\0 tab\tcr\rend ok ✓\n".as_bytes(),
+            "red\x1b[31m bell\x07 vt\x0b c1\u{9b}2J nul\0 tab\tff\x0cend ok ✓\n".as_bytes(),
         );
         assert_eq!(
             r.lines(b),
-            lines(&["alice: red[31m bell del c12J nul tab\tcrend ok ✓"])
+            lines(&["alice: red[31m bell vt c12J nul tab\tffend ok ✓"])
         );
     }
 
@@ -1368,7 +1391,7 @@ mod tests {
         assert_one_quoted_value(&line, "console text=");
         // Names with `=`, quotes, CR or ESC never get in, so never get logged.
         r.clear();
-        for bad in ["x=1", "\"q\"", "a\rb", "e\x1b[1m"] {
+        for bad in ["x=1", "\"q\"", "a\x0bb", "e\x1b[1m"] {
             r.send(a, format!("/nick {bad}\n").as_bytes());
             let d = r.connect("10.0.0.9");
             r.send(d, format!("{bad}\n").as_bytes());
