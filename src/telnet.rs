@@ -27,8 +27,11 @@
 //!   answers a request only when the answer changes something (RFC 1143's
 //!   rule), so two programs can never bounce the same option back and forth
 //!   forever. It never speaks first: a client that sends no IAC (`nc`)
-//!   never sees a telnet command. Until the first IAC it costs one `memchr`
-//!   per read and no memory at all.
+//!   never sees a telnet command. Once the client has sent a whole command,
+//!   the filter asks it to send `BINARY` (`DO BINARY`), once: Linux
+//!   `telnet` never asks for that itself, and mangles the UTF-8 its user
+//!   types without it (see `Negotiation::offer_binary`).
+//!   Until the first IAC it costs one `memchr` per read and no memory.
 //!
 //! Read `codec.rs` next: the data this filter lets through goes to the
 //! line decoder.
@@ -49,6 +52,8 @@ pub const SB: u8 = 250;
 pub const SE: u8 = 240;
 /// `IAC IP`: interrupt process (what Ctrl-C becomes).
 pub const IP: u8 = 244;
+/// `IAC NOP`: no operation.
+pub const NOP: u8 = 241;
 /// Option 0: 8-bit binary transmission (RFC 856).
 pub const BINARY: u8 = 0;
 /// Option 6: timing mark (RFC 860).
@@ -220,7 +225,9 @@ impl Parser {
         let State::Sb { option, skipped } = self.state else {
             return 0;
         };
-        let room = input.len().min(usize::from(SB_MAX_BYTES - skipped.min(SB_MAX_BYTES)));
+        let room = input
+            .len()
+            .min(usize::from(SB_MAX_BYTES - skipped.min(SB_MAX_BYTES)));
         let n = memchr::memchr(IAC, &input[..room]).unwrap_or(room);
         self.state = State::Sb {
             option,
@@ -287,7 +294,7 @@ enum Q {
     No,
     Yes,
     /// We asked for it and wait for the answer (see
-    /// [`TelnetFilter::offer_binary`]).
+    /// `Negotiation::offer_binary`).
     WantYes,
 }
 
@@ -304,6 +311,9 @@ struct Negotiation {
     refused_do: [u64; 4],
     /// Options the server already refused with `DONT`.
     refused_will: [u64; 4],
+    /// The server has offered `BINARY` (it does so once, never again even
+    /// if refused, so it cannot loop).
+    offered_binary: bool,
 }
 
 /// The chat service's telnet filter; see the module docs.
@@ -365,39 +375,45 @@ impl TelnetFilter {
         let mut parser = negotiation.parser;
         parser.feed(input, |token| match token {
             Token::Data(d) => on(Piece::Data(d)),
-            Token::Command(Command::Negotiate { verb, option }) => {
-                if let Some(reply) = negotiation.answer(verb, option) {
+            Token::Command(command) => {
+                if let Command::Negotiate { verb, option } = command
+                    && let Some(reply) = negotiation.answer(verb, option)
+                {
                     on(Piece::Reply([IAC, reply.as_byte(), option]));
                 }
+                // IP, AYT, NOP, subnegotiations: removed, never relayed.
+                // The client has spoken telnet: the server may now too.
+                if !negotiation.offered_binary {
+                    negotiation.offer_binary(|reply| on(Piece::Reply(reply)));
+                }
             }
-            // IP, AYT, NOP, subnegotiations: removed, never relayed.
-            Token::Command(_) => {}
         });
         negotiation.parser = parser;
-    }
-
-    /// The server's own offer of `BINARY` both ways (`IAC WILL BINARY`,
-    /// `IAC DO BINARY`), each passed to `send` unless that direction is
-    /// agreed or asked for already. Nothing at all for a client that has
-    /// not spoken telnet first. Linux `telnet` does not ask for `BINARY` by
-    /// itself, and without it it may take a byte such as 0x83 (the second
-    /// byte of Cyrillic `у`) for Ctrl-C (0x03 with the eighth bit set).
-    pub fn offer_binary(&mut self, mut send: impl FnMut([u8; 3])) {
-        let Some(n) = self.negotiation.as_mut() else {
-            return;
-        };
-        if n.binary_us == Q::No {
-            n.binary_us = Q::WantYes;
-            send([IAC, WILL, BINARY]);
-        }
-        if n.binary_him == Q::No {
-            n.binary_him = Q::WantYes;
-            send([IAC, DO, BINARY]);
-        }
     }
 }
 
 impl Negotiation {
+    /// The server's own request that the client send `BINARY` (`IAC DO
+    /// BINARY`), once per connection, right after the client's first
+    /// command, unless already agreed. Linux `telnet` does not ask for it
+    /// by itself, and without it it reads what the user types seven bits at
+    /// a time: 0x83, the second byte of Cyrillic `у`, is Ctrl-C (0x03) to
+    /// it and becomes `IAC IP`; `я` and `ф` fare no better. Once it agrees
+    /// it sends the user's UTF-8 as it is.
+    ///
+    /// The server does not offer `WILL BINARY` itself (it agrees when
+    /// asked): Linux `telnet` shows the server's UTF-8 fine without it,
+    /// while with it, it turns off its terminal's output processing, and
+    /// every `\n` the server sends moves down without returning to the
+    /// left margin.
+    fn offer_binary(&mut self, mut send: impl FnMut([u8; 3])) {
+        self.offered_binary = true;
+        if self.binary_him == Q::No {
+            self.binary_him = Q::WantYes;
+            send([IAC, DO, BINARY]);
+        }
+    }
+
     /// The reply to `IAC verb option`, if one is due.
     fn answer(&mut self, verb: Verb, option: u8) -> Option<Verb> {
         match (verb, option) {
@@ -482,6 +498,13 @@ mod tests {
         assert_eq!(filter(&bytes), expected, "byte by byte");
     }
 
+    /// The server's own offer, after the client's first command.
+    const OFFER: [u8; 3] = [IAC, DO, BINARY];
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
     #[test]
     fn plain_bytes_pass_untouched_and_nothing_is_said() {
         let all_but_iac: Vec<u8> = (0..255).collect();
@@ -490,32 +513,35 @@ mod tests {
         f.feed(b"hello\r\n", |_| {});
         assert!(!f.client_speaks_telnet());
         assert_eq!(f.heap_bytes(), 0);
-        let mut offers = Vec::new();
-        f.offer_binary(|o| offers.push(o));
-        assert!(offers.is_empty(), "never speaks first");
+        // IAC IAC is data, not a command: still nothing said.
+        check_all_splits(b"x\xff\xffy", b"x\xffy", b"");
     }
 
     #[test]
     fn ctrl_c_from_linux_telnet_is_removed_and_the_timing_mark_answered() {
         // What issue 9 captured: "ту", with IAC IP IAC DO TIMING-MARK where
-        // the second byte of у should be.
+        // the second byte of у should be. The answer, then BINARY offered.
         check_all_splits(
             b"\xd1\x82\xd1\xff\xf4\xff\xfd\x06\r\n",
             b"\xd1\x82\xd1\r\n",
-            &[IAC, WILL, TIMING_MARK],
+            &cat(&[&OFFER, &[IAC, WILL, TIMING_MARK]]),
         );
-        // Every Ctrl-C gets its answer, or telnet stays deaf.
+        // Every Ctrl-C gets its answer, or telnet stays deaf; the offer is
+        // made once.
         check_all_splits(
             b"\xff\xfd\x06a\xff\xfd\x06",
             b"a",
-            &[IAC, WILL, TIMING_MARK, IAC, WILL, TIMING_MARK],
+            &cat(&[&[IAC, WILL, TIMING_MARK], &OFFER, &[IAC, WILL, TIMING_MARK]]),
         );
     }
 
     #[test]
     fn binary_is_agreed_both_ways_once() {
+        // The client asks first: agreed, and the other direction offered.
         check_all_splits(
-            &[IAC, WILL, BINARY, IAC, DO, BINARY, IAC, WILL, BINARY, IAC, DO, BINARY],
+            &[
+                IAC, WILL, BINARY, IAC, DO, BINARY, IAC, WILL, BINARY, IAC, DO, BINARY,
+            ],
             b"",
             &[IAC, DO, BINARY, IAC, WILL, BINARY],
         );
@@ -524,30 +550,39 @@ mod tests {
         assert!(f.is_binary());
         // Turning it off is acknowledged once, then on again is agreed.
         check_all_splits(
-            &[IAC, DO, BINARY, IAC, DONT, BINARY, IAC, DONT, BINARY, IAC, DO, BINARY],
+            &[
+                IAC, DO, BINARY, IAC, DONT, BINARY, IAC, DONT, BINARY, IAC, DO, BINARY,
+            ],
             b"",
-            &[IAC, WILL, BINARY, IAC, WONT, BINARY, IAC, WILL, BINARY],
+            &[
+                IAC, WILL, BINARY, IAC, DO, BINARY, IAC, WONT, BINARY, IAC, WILL, BINARY,
+            ],
         );
     }
 
     #[test]
     fn other_options_are_refused_once() {
-        // PuTTY's opening: WILL NAWS, WILL TSPEED, WILL TTYPE, WILL
-        // NEW-ENVIRON, DO ECHO, WILL LINEMODE, DO SGA; then asks again.
+        // A PuTTY-like opening: WILL NAWS, WILL TSPEED, WILL TTYPE, WILL
+        // NEW-ENVIRON, DO ECHO, WILL LINEMODE, DO SGA; then the same again.
         let putty = [
-            IAC, WILL, 31, IAC, WILL, 32, IAC, WILL, 24, IAC, WILL, 39, IAC, DO, 1, IAC, WILL,
-            34, IAC, DO, 3,
+            IAC, WILL, 31, IAC, WILL, 32, IAC, WILL, 24, IAC, WILL, 39, IAC, DO, 1, IAC, WILL, 34,
+            IAC, DO, 3,
         ];
         let refusals = [
-            IAC, DONT, 31, IAC, DONT, 32, IAC, DONT, 24, IAC, DONT, 39, IAC, WONT, 1, IAC, DONT,
-            34, IAC, WONT, 3,
+            IAC, DONT, 31, IAC, DO, BINARY, IAC, DONT, 32, IAC, DONT, 24, IAC, DONT, 39, IAC, WONT,
+            1, IAC, DONT, 34, IAC, WONT, 3,
         ];
         let mut twice = putty.to_vec();
         twice.extend_from_slice(&putty);
         twice.extend_from_slice(b"name\r\n");
         check_all_splits(&twice, b"name\r\n", &refusals);
-        // WONT/DONT for an option that is off needs no answer.
-        check_all_splits(&[IAC, WONT, 31, IAC, DONT, 1, IAC, DONT, BINARY], b"", b"");
+        // WONT/DONT for an option that is off needs no answer (and a DONT
+        // BINARY right after the offer is its refusal, not a change).
+        check_all_splits(
+            &[IAC, WONT, 31, IAC, DONT, 1, IAC, DONT, BINARY],
+            b"",
+            &OFFER,
+        );
     }
 
     #[test]
@@ -555,10 +590,8 @@ mod tests {
         check_all_splits(
             b"a\xff\xf1b\xff\xf6c\xff\xfa\x18\x00xterm\xff\xff\xff\xf0d",
             b"abcd",
-            b"",
+            &OFFER,
         );
-        // IAC IAC is a literal 255.
-        check_all_splits(b"x\xff\xffy", b"x\xffy", b"");
     }
 
     #[test]
@@ -569,32 +602,39 @@ mod tests {
         check_all_splits(&input, b"back\r\n", b"");
     }
 
-    #[test]
-    fn offer_binary_after_the_client_spoke_telnet() {
-        let mut f = TelnetFilter::new();
-        f.feed(&[IAC, DO, TIMING_MARK], |_| {});
-        let mut offers = Vec::new();
-        f.offer_binary(|o| offers.push(o));
-        assert_eq!(offers, vec![[IAC, WILL, BINARY], [IAC, DO, BINARY]]);
-        // The client's agreement is the answer: no reply, and no new offer.
-        let mut replies = Vec::new();
-        f.feed(&[IAC, DO, BINARY, IAC, WILL, BINARY], |p| {
+    /// Replies of one `feed`.
+    fn replies(f: &mut TelnetFilter, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        f.feed(input, |p| {
             if let Piece::Reply(r) = p {
-                replies.push(r)
+                out.extend_from_slice(&r);
             }
         });
-        assert!(replies.is_empty(), "{replies:?}");
+        out
+    }
+
+    #[test]
+    fn binary_is_offered_once_after_the_first_command() {
+        let mut f = TelnetFilter::new();
+        assert_eq!(
+            replies(&mut f, &[IAC, DO, TIMING_MARK]),
+            cat(&[&[IAC, WILL, TIMING_MARK], &OFFER])
+        );
+        assert!(f.client_speaks_telnet());
+        // The client's agreement is the answer: no reply to it. Its own
+        // request for the other direction is agreed.
+        assert_eq!(
+            replies(&mut f, &[IAC, WILL, BINARY, IAC, DO, BINARY]),
+            [IAC, WILL, BINARY]
+        );
         assert!(f.is_binary());
-        f.offer_binary(|o| offers.push(o));
-        assert_eq!(offers.len(), 2);
-        // A client that refuses the offer is not asked again nor answered.
+        assert_eq!(replies(&mut f, &[IAC, IP]), b"", "not offered again");
+        // A client that refuses is not answered, nor asked again.
         let mut g = TelnetFilter::new();
-        g.feed(&[IAC, IP], |_| {});
-        g.offer_binary(|_| {});
-        g.feed(&[IAC, DONT, BINARY, IAC, WONT, BINARY], |p| {
-            assert!(!matches!(p, Piece::Reply(_)), "{p:?}");
-        });
+        assert_eq!(replies(&mut g, &[IAC, IP]), OFFER);
+        assert_eq!(replies(&mut g, &[IAC, WONT, BINARY]), b"");
         assert!(!g.is_binary());
+        assert_eq!(replies(&mut g, &[IAC, IP, IAC, NOP]), b"");
     }
 
     #[test]
@@ -660,7 +700,7 @@ mod tests {
 
     proptest! {
         /// Any split of the same input gives the same data and replies, no
-        /// reply without a command first, and never more reply bytes than
+        /// reply without a command first, and hardly more reply bytes than
         /// input bytes (no amplification).
         #[test]
         fn any_split_gives_the_same_output(
@@ -672,7 +712,8 @@ mod tests {
             let (mut a, mut b) = (cut1.index(input.len() + 1), cut2.index(input.len() + 1));
             if a > b { std::mem::swap(&mut a, &mut b); }
             prop_assert_eq!(&filter(&[&input[..a], &input[a..b], &input[b..]]), &whole);
-            prop_assert!(whole.1.len() <= input.len());
+            // The offer (6 bytes) is the only reply bigger than its request.
+            prop_assert!(whole.1.len() <= input.len() + OFFER.len());
             if !input.contains(&IAC) {
                 prop_assert_eq!(&whole.0, &input);
                 prop_assert!(whole.1.is_empty());

@@ -314,8 +314,18 @@ mod tests {
             check_all_splits("exit", input, false, echoed(input, None));
         }
         // A `\n` ends the line even inside a broken command.
-        check_all_splits("exit", b"exit\xff\xfd\n", false, echoed(b"exit\xff\xfd\n", EXIT));
-        check_all_splits("exit", b"x\xff\xfa\nexit\n", false, echoed(b"x\xff\xfa\nexit\n", EXIT));
+        check_all_splits(
+            "exit",
+            b"exit\xff\xfd\n",
+            false,
+            echoed(b"exit\xff\xfd\n", EXIT),
+        );
+        check_all_splits(
+            "exit",
+            b"x\xff\xfa\nexit\n",
+            false,
+            echoed(b"x\xff\xfa\nexit\n", EXIT),
+        );
     }
 
     #[test]
