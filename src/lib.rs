@@ -13,7 +13,9 @@
 //!    one place that logs them; `logging/` sends the lines to a rotating
 //!    file and the console.
 //! 4. `codec.rs` — the line decoder shared by chat, its client and the load
-//!    generator.
+//!    generator; `telnet.rs` — what a `telnet` client mixes into what its
+//!    user types, and the chat's answers; `frame.rs` — length-prefixed
+//!    messages (encode, and decoders that say "need more bytes").
 //! 5. `client/` and `load/` — the same ideas seen from the client side.
 //!
 //! `main.rs` only parses the command line and calls into this library, so
@@ -23,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod event;
+pub mod frame;
 pub mod load;
 pub mod logging;
 pub mod names;
