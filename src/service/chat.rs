@@ -2,8 +2,11 @@
 //!
 //! Like the echo service it never touches a socket: the reactor hands it
 //! bytes and lifecycle news, and it answers with [`Effects`]. Each
-//! connection's bytes go through its own [`LineDecoder`] (`codec.rs`), which
-//! turns whatever one `recv` returned into whole lines; every line is then
+//! connection's bytes go through its own [`TelnetFilter`] (`telnet.rs`),
+//! which takes out the telnet commands a `telnet` client mixes in and
+//! answers them to that client only, then through its own [`LineDecoder`]
+//! (`codec.rs`), which turns whatever one `recv` returned into whole lines
+//! (any line ending; backspace and DEL applied); every line is then
 //! handled by the rules of `DESIGN.md` ("Chat protocol"):
 //!
 //! 1. On connect, a client whose IP is in the names file (`names.rs`) and
@@ -25,9 +28,10 @@
 //!   and `-`; spaces and tabs around a name candidate are trimmed.
 //!   Uniqueness is case-insensitive (Unicode lowercase), and `/nick` may
 //!   change only the case of one's own name.
-//! - **Empty lines** (or lines that are empty once control characters are
-//!   removed, or only whitespace) are ignored in the room; at the name prompt
-//!   an empty line is a bad name like any other.
+//! - **Empty lines** never reach the room (the decoder drops them), and
+//!   lines that are empty once control characters are removed, or only
+//!   whitespace, are ignored in the room; at the name prompt such a line is
+//!   a bad name like any other.
 //! - **Silence means success** for the sender of a message or a whisper:
 //!   as with `NAME: text`, the sender gets no copy. `/nick` answers
 //!   `* you are now NEW`. `/quit` and `exit` close without a goodbye line —
@@ -1212,6 +1216,94 @@ mod tests {
         }
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         assert_eq!(run(&bytes), whole, "byte by byte");
+    }
+
+    /// What Linux `telnet` sends when its user types "ту" then Enter (the
+    /// second byte of у taken for Ctrl-C: issue 9), then, once BINARY is
+    /// agreed, a whole Cyrillic line.
+    #[test]
+    fn telnet_is_answered_to_the_sender_and_never_relayed() {
+        use crate::telnet::{BINARY, DO, IAC, TIMING_MARK, WILL};
+        let (mut r, a, b, c) = three();
+        r.send(a, b"\xd1\x82\xd1\xff\xf4\xff\xfd\x06\r\n");
+        let mut expected = vec![IAC, DO, BINARY, IAC, WILL, TIMING_MARK];
+        expected.extend_from_slice(INVALID_UTF8);
+        assert_eq!(r.out.remove(&a).unwrap_or_default(), expected);
+        assert!(r.lines(b).is_empty() && r.lines(c).is_empty());
+        r.send(a, &[IAC, WILL, BINARY]);
+        assert!(r.out.remove(&a).is_none(), "an agreement is not answered");
+        r.send(a, "привіт усім\n".as_bytes());
+        r.send(
+            a,
+            &[
+                "і ще".as_bytes(),
+                b"\xff\xf4\xff\xfd\x06",
+                " раз\r\n".as_bytes(),
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            r.lines(b),
+            lines(&["alice: привіт усім", "alice: і ще раз"])
+        );
+        assert_eq!(
+            r.out.remove(&a).unwrap_or_default(),
+            [IAC, WILL, TIMING_MARK]
+        );
+        // A reply due after `/quit` in the same read is not sent (the
+        // harness fails on a send after a close).
+        r.send(a, b"/quit\n\xff\xfd\x06");
+        assert_eq!(r.reason(a), Some(DisconnectReason::Exit));
+        assert!(r.out.remove(&a).is_none());
+    }
+
+    /// A character-at-a-time client (Windows telnet, PuTTY): every key is
+    /// one read, typos are fixed with backspace or DEL, and Enter is `\r\0`
+    /// or a lone `\r`.
+    #[test]
+    fn keys_one_at_a_time_with_backspace_and_bare_returns() {
+        let mut r = Room::new();
+        let a = r.join(A, "alice");
+        let b = r.connect(B);
+        r.clear();
+        let keys: &[&[u8]] = &[
+            b"h",
+            b"e",
+            b"l",
+            b"x",
+            b"\x08",
+            b"l",
+            b"o",
+            b"\r",
+            b"\0",
+            b"h",
+            b"i",
+            b" ",
+            b"t",
+            b"y",
+            b"p",
+            b"o",
+            b"x",
+            b"\x7f",
+            b"o",
+            b"\r",
+            "О".as_bytes(),
+            "к".as_bytes(),
+            "ь".as_bytes(),
+            b"\x7f",
+            b"!",
+            b"\r",
+            b"\n",
+            b"\r",
+        ];
+        for key in keys {
+            r.send(b, key);
+        }
+        assert_eq!(r.lines(b), lines(&["* hello, hello"]));
+        assert_eq!(
+            r.lines(a),
+            lines(&["* hello joined", "hello: hi typoo", "hello: Ок!"])
+        );
     }
 
     #[test]
