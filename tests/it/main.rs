@@ -55,3 +55,4 @@ mod log_reader;
 mod names;
 mod ports;
 mod stop;
+mod telnet;
