@@ -32,6 +32,13 @@ pub fn drive(server: &ServerProc, load: &Load) -> Measured {
                 format!("chat --clients {users} --rate {rate} --duration {secs}s --port {port}");
             run_load(server, &args)
         }
+        Load::Connect { clients, secs } => {
+            let port = server.echo.expect("echo address").port();
+            run_load(
+                server,
+                &format!("connect --clients {clients} --duration {secs}s --port {port}"),
+            )
+        }
         Load::Idle { conns, chat } => idle::memory(server, *conns, *chat, false),
         Load::IdleJoined { users } => idle::memory(server, *users, true, true),
     }
@@ -98,7 +105,13 @@ fn run_load(server: &ServerProc, args: &str) -> Measured {
             c.cpu_us_per_line
         ));
     }
-    if r.scenario == "echo" && r.clients >= 10_000 {
+    if r.scenario == "connect" {
+        note.push(format!(
+            "msgs = connects, cpu per connection; {} failed",
+            r.connect_errors
+        ));
+    }
+    if r.scenario == "echo" && r.clients >= 10_000 && r.connected as usize == r.clients {
         note.push(format!("{} connected, {} served", r.connected, r.served));
     }
     Measured {

@@ -23,32 +23,81 @@ pub fn serve(kind: &str) {
         println!("{kind} listening on {}", listener.local_addr().unwrap());
         match kind {
             "echo" => echo(listener).await,
+            "echo-exit" => echo_exit(listener).await,
             _ => chat(listener).await,
         }
     });
 }
 
-/// The textbook tokio echo server: a task per connection, 1 KiB reads.
-async fn echo(listener: TcpListener) {
+/// Accept forever, one task per connection running `serve`.
+async fn accept_each<F, Fut>(listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
+        let Ok((socket, _)) = listener.accept().await else {
             continue;
         };
         let _ = socket.set_nodelay(true);
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 1024];
-            loop {
-                match socket.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if socket.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
+        tokio::spawn(serve(socket));
+    }
+}
+
+/// The textbook tokio echo server: a task per connection, 1 KiB reads.
+async fn echo(listener: TcpListener) {
+    accept_each(listener, |mut socket: TcpStream| async move {
+        let mut buf = vec![0u8; 1024];
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if socket.write_all(&buf[..n]).await.is_err() {
+                        return;
                     }
                 }
             }
-        });
-    }
+        }
+    })
+    .await
+}
+
+/// The textbook echo server plus echochat's exit word: a line that is
+/// exactly `exit` is echoed, then the connection closes (so the server,
+/// not the client, keeps the TIME_WAIT, as with echochat).
+async fn echo_exit(listener: TcpListener) {
+    accept_each(listener, |mut socket: TcpStream| async move {
+        let mut buf = vec![0u8; 1024];
+        // The current line so far, while it could still be `exit`.
+        let mut line = Vec::with_capacity(8);
+        let mut could_be_exit = true;
+        loop {
+            let n = match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let mut end = n;
+            let mut close = false;
+            for (i, &b) in buf[..n].iter().enumerate() {
+                if b == b'\n' {
+                    if could_be_exit && line == b"exit" {
+                        (end, close) = (i + 1, true);
+                        break;
+                    }
+                    line.clear();
+                    could_be_exit = true;
+                } else if could_be_exit && line.len() < 4 {
+                    line.push(b);
+                } else {
+                    could_be_exit = false;
+                }
+            }
+            if socket.write_all(&buf[..end]).await.is_err() || close {
+                return;
+            }
+        }
+    })
+    .await
 }
 
 type Peers = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<String>>>>;

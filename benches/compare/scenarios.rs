@@ -16,6 +16,9 @@ pub struct Scenario {
 #[derive(Clone, Copy)]
 pub enum Reference {
     TokioEcho,
+    /// The tokio echo server plus the exit word (echo the `exit` line, then
+    /// close), which `echochat load connect` relies on.
+    TokioEchoExit,
     TokioChat,
     /// Not a server: a minimal echo client (one send and one recv per
     /// message, nothing else) against echochat, beside `echochat load`.
@@ -26,6 +29,7 @@ impl Reference {
     pub fn label(self) -> &'static str {
         match self {
             Reference::TokioEcho => "tokio echo",
+            Reference::TokioEchoExit => "tokio echo+exit",
             Reference::TokioChat => "tokio chat",
             Reference::MinimalClient => "minimal client",
         }
@@ -42,6 +46,12 @@ pub enum Load {
     Chat {
         users: usize,
         rate: f64,
+        secs: u64,
+    },
+    /// `echochat load connect`: at most `clients` cycles at once (connect,
+    /// one round trip, the server closes), as fast as possible.
+    Connect {
+        clients: usize,
         secs: u64,
     },
     /// Hold N idle connections and read the server's RSS growth per
@@ -82,9 +92,25 @@ fn row(name: &'static str, reference: Reference, load: Load) -> Scenario {
     }
 }
 
+/// The scaling table: CPU per message and msgs/s as the number of
+/// connections grows, 1 KiB closed-loop echo. The run includes connecting
+/// (at most half of it), so the 10,000-client row runs longer.
+fn scaling() -> Vec<Scenario> {
+    [
+        ("scale-echo-1", 1, 3),
+        ("scale-echo-10", 10, 3),
+        ("scale-echo-100", 100, 3),
+        ("scale-echo-1000", 1000, 4),
+        ("scale-echo-10000", 10_000, 8),
+    ]
+    .into_iter()
+    .map(|(name, clients, secs)| row(name, Reference::TokioEcho, echo(clients, "1KiB", secs)))
+    .collect()
+}
+
 pub fn all() -> Vec<Scenario> {
-    use Reference::{MinimalClient, TokioChat, TokioEcho};
-    vec![
+    use Reference::{MinimalClient, TokioChat, TokioEcho, TokioEchoExit};
+    let mut all = vec![
         row("echo-1k-1", TokioEcho, echo(1, "1KiB", 4)),
         row("echo-1k-50", TokioEcho, echo(50, "1KiB", 4)),
         row("echo-1k-500-info", TokioEcho, echo(500, "1KiB", 5)),
@@ -147,5 +173,15 @@ pub fn all() -> Vec<Scenario> {
             reference: None,
             ..row("echo-1k-19000", TokioEcho, echo(19_000, "1KiB", 4))
         },
-    ]
+        row(
+            "connect-50",
+            TokioEchoExit,
+            Load::Connect {
+                clients: 50,
+                secs: 4,
+            },
+        ),
+    ];
+    all.extend(scaling());
+    all
 }

@@ -43,6 +43,7 @@ impl ServerProc {
     pub fn reference(kind: Reference) -> ServerProc {
         let name = match kind {
             Reference::TokioEcho => "echo",
+            Reference::TokioEchoExit => "echo-exit",
             Reference::TokioChat | Reference::MinimalClient => "chat",
         };
         let mut child = Command::new(std::env::current_exe().expect("bench path"))
@@ -54,7 +55,7 @@ impl ServerProc {
         let lines = read_listening(&mut child, 1);
         let addr = Some(find_addr(&lines, "listening on "));
         let (echo, chat) = match kind {
-            Reference::TokioEcho => (addr, None),
+            Reference::TokioEcho | Reference::TokioEchoExit => (addr, None),
             Reference::TokioChat | Reference::MinimalClient => (None, addr),
         };
         ServerProc {

@@ -1,4 +1,4 @@
-//! The load generator `echochat load echo|chat`: many concurrent
+//! The load generator `echochat load echo|chat|connect`: many concurrent
 //! connections driven by mio event loops, every reply verified, latency in
 //! an hdrhistogram, a summary (or one JSON object) at the end.
 //!
@@ -8,8 +8,9 @@
 //! 2. `worker.rs` — the one event loop every scenario runs on: the connect
 //!    ramp, the barrier, the load, the drain; and the [`Scenario`] trait
 //!    (on connected, on ready, on load start, next wakeup).
-//! 3. `echo.rs`, `chat.rs` — the scenarios: only what is theirs.
-//!    `schedule.rs` says when each send of a fixed-rate scenario is due.
+//! 3. `echo.rs`, `chat.rs`, `churn.rs` (`load connect`) — the scenarios:
+//!    only what is theirs. `schedule.rs` says when each send of a
+//!    fixed-rate scenario is due (open-loop echo, chat, connect `--rate`).
 //! 4. `stats.rs`, `report.rs`, `progress.rs` — counting, the summary, the
 //!    live progress line.
 //!
@@ -22,6 +23,7 @@
 //! call exactly what users run.
 
 mod chat;
+mod churn;
 mod connect;
 mod echo;
 mod progress;
@@ -35,7 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::cli::{LoadChatArgs, LoadCommand, LoadCommon, LoadEchoArgs};
+use crate::cli::{LoadChatArgs, LoadCommand, LoadCommon, LoadConnectArgs, LoadEchoArgs};
 
 pub use report::{ChatResult, Latency, OpenLoop, Report, RunInfo};
 pub use stats::{ConnectCause, Stats};
@@ -104,6 +106,7 @@ fn common(cmd: &LoadCommand) -> &LoadCommon {
     match cmd {
         LoadCommand::Echo(a) => &a.common,
         LoadCommand::Chat(a) => &a.common,
+        LoadCommand::Connect(a) => &a.common,
     }
 }
 
@@ -113,6 +116,7 @@ fn execute(cmd: &LoadCommand, chatty: bool) -> Result<Report, Error> {
     match cmd {
         LoadCommand::Echo(args) => run_echo(args, chatty),
         LoadCommand::Chat(args) => run_chat(args, chatty),
+        LoadCommand::Connect(args) => run_connect(args, chatty),
     }
 }
 
@@ -126,26 +130,63 @@ fn run_echo(args: &LoadEchoArgs, chatty: bool) -> Result<Report, Error> {
         )));
     }
     let clients = args.common.clients;
+    let rate = args.rate;
+    check_rate(rate)?;
     let setup = Setup {
         scenario: "echo",
         default_port: DEFAULT_ECHO_PORT,
         size: size as u64,
-        rate: None,
+        rate,
         ramp: true,
     };
     drive(&args.common, &setup, chatty, |plan| {
-        echo::Echo::new(size, None, clients, plan.clients.clone())
+        echo::Echo::new(size, rate, clients, plan.clients.clone())
     })
+}
+
+/// Connections opened, verified and closed, again and again; see
+/// `churn.rs`.
+fn run_connect(args: &LoadConnectArgs, chatty: bool) -> Result<Report, Error> {
+    let rate = args.rate;
+    check_rate(rate)?;
+    if args.exit_word.contains(['\n', '\r']) {
+        return Err(Error::new("--exit-word must be one line"));
+    }
+    let token = chat::run_token();
+    let setup = Setup {
+        scenario: "connect",
+        default_port: DEFAULT_ECHO_PORT,
+        size: 0,
+        rate,
+        ramp: false,
+    };
+    drive(&args.common, &setup, chatty, |plan| {
+        churn::Churn::new(
+            plan.thread,
+            plan.threads,
+            plan.clients.len(),
+            rate,
+            token,
+            &args.exit_word,
+        )
+    })
+}
+
+/// Rates come through clap's parser; callers that build the arguments
+/// themselves get the same check.
+fn check_rate(rate: Option<f64>) -> Result<(), Error> {
+    match rate {
+        Some(r) if !(r.is_finite() && r > 0.0) => {
+            Err(Error::new("--rate must be a number above 0"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Chat users sending `--rate` messages per second each; see `chat.rs`.
 fn run_chat(args: &LoadChatArgs, chatty: bool) -> Result<Report, Error> {
     let rate = args.rate;
-    if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
-        return Err(Error::new(
-            "--rate must be a number of messages per second above 0 (and at most 1000000)",
-        ));
-    }
+    check_rate(Some(rate))?;
     let token = chat::run_token();
     let clients = args.common.clients;
     let setup = Setup {
@@ -326,6 +367,7 @@ mod tests {
                 json: true,
             },
             size: Size(size),
+            rate: None,
         }
     }
 
@@ -353,6 +395,28 @@ mod tests {
         assert_eq!(r.connect_errors, 5);
         assert_eq!(r.connect_errors_by_cause[0], (ConnectCause::Refused, 5));
         assert_eq!(r.messages, 0);
+    }
+
+    #[test]
+    fn connect_without_an_exit_word_closes_from_our_side() {
+        // This server knows no exit word: it closes when we send FIN.
+        let port = spawn_echo_server(10_000);
+        let mut common = echo_args(port, 2, 1, 16).common;
+        common.duration = HumanDuration(Duration::from_millis(500));
+        let args = LoadConnectArgs {
+            common,
+            rate: Some(100.0),
+            exit_word: String::new(),
+        };
+        let r = run_connect(&args, false).unwrap();
+        assert_eq!(r.scenario, "connect");
+        assert!((40..=60).contains(&r.connected), "{r:?}");
+        assert_eq!(r.messages, r.connected);
+        assert_eq!(r.connect_errors, 0, "{r:?}");
+        assert_eq!(r.verify_errors, 0, "{r:?}");
+        assert_eq!(r.latency_samples, r.connected);
+        assert!(r.open_loop.is_some());
+        assert!(r.check().is_ok());
     }
 
     /// A chat room: one thread per user, the protocol's handshake and

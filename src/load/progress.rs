@@ -143,7 +143,7 @@ pub fn start_bar(
             let msgs = Shared::get(&shared.messages);
             let now = Instant::now();
             let dt = now.duration_since(last.0).as_secs_f64();
-            if dt >= 0.9 {
+            if dt >= 0.45 {
                 rate = (msgs - last.1) as f64 / dt;
                 last = (now, msgs);
             }

@@ -308,10 +308,8 @@ impl Report {
             "generator_cpu_s": round2(self.generator_cpu_s),
             "generator_cpu_pct": round2(self.generator_cpu_pct),
         });
-        if self.scenario != "chat" {
-            v["size"] = json!(self.size);
-        }
         if self.scenario == "echo" {
+            v["size"] = json!(self.size);
             v["incomplete"] = json!(self.incomplete);
             v["served"] = json!(self.served);
         }

@@ -192,6 +192,11 @@ impl FullWatch {
     pub fn said_full(&self) -> bool {
         usize::from(self.matched) == FULL_NOTICE.len()
     }
+
+    /// Everything fed so far is (the start of) the notice.
+    pub fn may_be_full(&self) -> bool {
+        self.matched > 0 && usize::from(self.matched) <= FULL_NOTICE.len()
+    }
 }
 
 /// What a scenario adds to the loop. Every method gets the [`Core`] to
@@ -730,10 +735,8 @@ pub fn run_thread<S: Scenario>(
                 hup,
             };
             match core.slots.get(i).map(|s| s.state) {
-                Some(SlotState::Connecting) => {
-                    if core.finish_connect(i, now) {
-                        scenario.on_connected(&mut core, i, ready);
-                    }
+                Some(SlotState::Connecting) if core.finish_connect(i, now) => {
+                    scenario.on_connected(&mut core, i, ready);
                 }
                 Some(SlotState::Handshake | SlotState::Up) => {
                     scenario.on_ready(&mut core, i, ready);
