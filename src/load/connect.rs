@@ -113,7 +113,8 @@ pub fn preflight(
     clients: usize,
     threads: usize,
 ) -> Result<(Preflight, Target), Error> {
-    let (nofile_before, nofile) = raise_nofile();
+    let limit = crate::sys::raise_nofile_limit();
+    let (nofile_before, nofile) = (limit.before, limit.now);
     let budget = descriptor_budget(nofile, threads);
     if nofile > 0 && clients as u64 > budget {
         return Err(Error::new(format!(
@@ -204,7 +205,12 @@ pub fn start(target: &Target, i: usize) -> Result<mio::net::TcpStream, ConnectCa
         // (source, destination) pair, instead of at bind time, where a port
         // would be taken for every destination at once. Best effort: without
         // it, binding still works, with fewer ports.
-        let _ = set_int_option(&sock, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
+        let _ = crate::sys::set_int_sockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            1,
+        );
         sock.bind(&SockAddr::from(SocketAddr::new(src, 0)))
             .map_err(fail)?;
     }
@@ -231,78 +237,6 @@ pub fn finish(stream: &mio::net::TcpStream) -> Result<bool, ConnectCause> {
     }
 }
 
-// ---- System calls -------------------------------------------------------
-//
-// Everything below wraps a raw libc call; nothing above does.
-
-/// Raise the soft `RLIMIT_NOFILE` to the hard limit: each connection is a
-/// descriptor, and the default soft limit (often 1024) is far below what a
-/// load run needs. Returns (before, after); (0, 0) if the limit is unknown.
-fn raise_nofile() -> (u64, u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return (0, 0);
-    }
-    let before: u64 = lim.rlim_cur;
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the struct we own.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return (before, lim.rlim_max);
-        }
-    }
-    (before, before)
-}
-
-/// `setsockopt(fd, level, name, &value, sizeof(int))`.
-fn set_int_option(
-    sock: &impl AsRawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: setsockopt on a descriptor the caller owns, reading a c_int
-    // that lives for the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`), so a
-/// run can say what the generator itself cost per message.
-pub fn thread_cpu_time() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the struct we own.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
-        return std::time::Duration::ZERO;
-    }
-    std::time::Duration::new(
-        ts.tv_sec.max(0) as u64,
-        ts.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,12 +253,12 @@ mod tests {
 
     #[test]
     fn thread_cpu_time_moves_forward() {
-        let t0 = thread_cpu_time();
+        let t0 = crate::sys::thread_cpu_time();
         let mut x = 0u64;
         for i in 0..2_000_000u64 {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
         }
-        assert!(thread_cpu_time() > t0, "{x}");
+        assert!(crate::sys::thread_cpu_time() > t0, "{x}");
     }
 
     #[test]

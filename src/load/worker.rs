@@ -688,7 +688,7 @@ pub fn run_thread<S: Scenario>(
                     }
                     let now = Instant::now();
                     load_start = Some(now);
-                    cpu_at_load = connect::thread_cpu_time();
+                    cpu_at_load = crate::sys::thread_cpu_time();
                     core.loading = true;
                     phase = Phase::Load;
                     scenario.on_load_start(&mut core, now);
@@ -748,7 +748,7 @@ pub fn run_thread<S: Scenario>(
     }
     if let Some(t0) = load_start {
         result.busy = t0.elapsed();
-        result.cpu = connect::thread_cpu_time().saturating_sub(cpu_at_load);
+        result.cpu = crate::sys::thread_cpu_time().saturating_sub(cpu_at_load);
     }
     scenario.finish(&mut core, &mut events)?;
     core.publish();
