@@ -25,6 +25,8 @@ pub mod codec;
 pub mod event;
 pub mod load;
 pub mod logging;
+pub mod metrics;
 pub mod names;
 pub mod reactor;
 pub mod service;
+pub mod status;
