@@ -339,7 +339,8 @@ impl EncodeMetric for &HistSnap {
 
 /// The sample lines of a scrape (not the `#` comments).
 pub fn sample_lines(text: &str) -> impl Iterator<Item = &str> {
-    text.lines().filter(|l| !l.starts_with('#') && !l.is_empty())
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
 }
 
 /// `name{labels} value` lines whose name is `name` (with any labels).
@@ -411,10 +412,14 @@ mod tests {
             ]
         );
         assert!(
-            text.contains("echochat_connections_rejected_total{service=\"chat\",reason=\"full\"} 1")
+            text.contains(
+                "echochat_connections_rejected_total{service=\"chat\",reason=\"full\"} 1"
+            )
         );
         assert!(
-            text.contains("echochat_connections_rejected_total{service=\"echo\",reason=\"per-ip\"} 0")
+            text.contains(
+                "echochat_connections_rejected_total{service=\"echo\",reason=\"per-ip\"} 0"
+            )
         );
         assert!(text.contains("echochat_backlog_disconnects_total{service=\"chat\"} 1"));
         assert!(text.contains("echochat_messages_total{service=\"chat\"} 7"));
