@@ -219,4 +219,16 @@ pub trait Service {
 
     /// A graceful stop began: say goodbye while output can still be sent.
     fn on_shutdown(&mut self, _fx: &mut Effects) {}
+
+    /// The earliest time this service wants [`Service::on_timer`] called
+    /// (a paused user's allowance refills, a UDP member expires). The
+    /// reactor sleeps no longer than that. Asked once per turn, so it must
+    /// be cheap: keep a heap or a sorted queue, not a scan.
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The deadline from [`Service::next_deadline`] has come (it may be
+    /// called early or late; act on what is due at `now`).
+    fn on_timer(&mut self, _now: Instant, _fx: &mut Effects) {}
 }
