@@ -206,6 +206,15 @@ pub enum Event {
         text: String,
     },
     /// Something went wrong that the server survives (names file, stdin...).
+    /// HTTP: one request answered (`bytes` is the response body's length).
+    Request {
+        service: &'static str,
+        conn: u64,
+        method: String,
+        path: String,
+        status: u16,
+        bytes: u64,
+    },
     Warning {
         what: &'static str,
         error: String,
@@ -232,13 +241,14 @@ impl Event {
             Event::Nick { .. } => "nick",
             Event::Leave { .. } => "leave",
             Event::Console { .. } => "console",
+            Event::Request { .. } => "request",
             Event::Warning { .. } => "warning",
         }
     }
 
     pub fn level(&self) -> log::Level {
         match self {
-            Event::Recv { .. } | Event::Send { .. } => log::Level::Debug,
+            Event::Recv { .. } | Event::Send { .. } | Event::Request { .. } => log::Level::Debug,
             Event::BindRetry { .. }
             | Event::AcceptError { .. }
             | Event::Limit { .. }
@@ -295,6 +305,9 @@ impl Event {
             ),
             Event::Leave { name, .. } => format!(
                 "{name} left the room; the others were told before the socket closed"
+            ),
+            Event::Request { method, status, .. } => format!(
+                "the client sent a request line ({method}, a path, the HTTP version) and header lines ending in an empty line; the server answered with a status line ({status}), its headers, an empty line and the body"
             ),
             Event::Console { .. } => {
                 "a line typed on the server's stdin, which the loop watches like one more socket, went to every chat user".to_string()
@@ -384,6 +397,19 @@ impl fmt::Display for Logfmt<'_> {
                 Value(new)
             ),
             Event::Console { text } => write!(f, " text={}", Value(text)),
+            Event::Request {
+                service,
+                conn,
+                method,
+                path,
+                status,
+                bytes,
+            } => write!(
+                f,
+                " service={service} conn={conn} method={} path={} status={status} bytes={bytes}",
+                Value(method),
+                Value(path)
+            ),
             Event::Warning { what, error } => {
                 write!(f, " what={what} error={}", Value(error))
             }

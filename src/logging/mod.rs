@@ -138,7 +138,12 @@ pub fn init(cfg: &LogConfig) -> Result<LogHandle, Error> {
             };
             sink.file.push_line(
                 now,
-                |buf| write_line(buf, &stamp, level, record.args()),
+                |buf| {
+                    let start = buf.len();
+                    write_line(buf, &stamp, level, record.args());
+                    // The status page streams what the file receives.
+                    crate::status::tap::publish(&buf[start..]);
+                },
                 |buf, moved_to| {
                     let event = Event::Rotate {
                         file: moved_to.to_string(),

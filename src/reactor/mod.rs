@@ -26,6 +26,7 @@ mod read;
 mod stop;
 mod timers;
 mod token;
+mod watch;
 
 use std::collections::HashMap;
 use std::io;
@@ -39,6 +40,8 @@ use slab::Slab;
 
 use crate::event::StopReason;
 use crate::service::{ConnKey, Effects, Service};
+use crate::status::Status;
+use crate::status::trace::{Lang, TraceLimiter, TurnTrace};
 use conn::{BufPool, Conn};
 use control::Console;
 use timers::Timers;
@@ -74,7 +77,6 @@ impl Reactor {
     fn turn(&mut self) -> io::Result<()> {
         let timeout = self.poll_timeout();
         self.wait_for_events(timeout)?;
-        self.now = Instant::now();
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
             self.dispatch(event.token(), event.is_read_closed() || event.is_error());
@@ -83,6 +85,8 @@ impl Reactor {
         self.retry_cut_short_work();
         self.fire_timers();
         self.flush_and_close();
+        self.tick_services();
+        self.end_turn();
         Ok(())
     }
 
@@ -109,24 +113,48 @@ impl Reactor {
     /// `write(2)`, so `tail -F` sees them now), then `poll`. A signal
     /// arriving while we sleep interrupts the system call (`EINTR`); that
     /// is not an error, just ask again.
+    ///
+    /// The time `poll` returns is the turn's `now`; how long it slept and
+    /// what woke it start the turn's record (`--trace`, the status page).
     fn wait_for_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         crate::logging::flush();
+        let asleep = Instant::now();
         loop {
             match self.poll.poll(&mut self.events, timeout) {
-                Ok(()) => return Ok(()),
+                Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
+        self.now = Instant::now();
+        self.turn = TurnTrace {
+            turn: self.status.turns.turns + 1,
+            slept: self.now.saturating_duration_since(asleep),
+            events: u32::try_from(self.events.iter().count()).unwrap_or(u32::MAX),
+            ..TurnTrace::default()
+        };
+        Ok(())
     }
 
     /// Step 3: act on one readiness event, by what its token names.
     fn dispatch(&mut self, token: Token, read_closed: bool) {
         match token::classify(token) {
-            Source::Listener(index) => self.accept_ready(index),
-            Source::Conn(slot) => self.conn_ready(slot, read_closed),
-            Source::Signals => self.signals_ready(),
-            Source::Console => self.console_ready(),
+            Source::Listener(index) => {
+                self.turn.woke_listeners += 1;
+                self.accept_ready(index);
+            }
+            Source::Conn(slot) => {
+                self.turn.woke_conns += 1;
+                self.conn_ready(slot, read_closed);
+            }
+            Source::Signals => {
+                self.turn.woke_control += 1;
+                self.signals_ready();
+            }
+            Source::Console => {
+                self.turn.woke_control += 1;
+                self.console_ready();
+            }
         }
     }
 
@@ -158,6 +186,8 @@ pub struct Config {
     pub read_chunk: usize,
     pub max_backlog: usize,
     pub shutdown_grace: Duration,
+    /// `--trace`: one console line per turn, in this language; `None` off.
+    pub trace: Option<Lang>,
 }
 
 /// A bound listening socket and the index (in the services list) of the
@@ -224,6 +254,14 @@ pub struct Reactor {
     accept_paused: bool,
     /// Open connections per client address, kept only with `--max-per-ip`.
     per_ip: HashMap<IpAddr, u32>,
+    /// What the reactor shows about itself (the status page, `/metrics`).
+    status: Status,
+    /// The current turn's record, filled as the turn goes.
+    turn: TurnTrace,
+    /// `--trace`: what reaches the console, at most 20 lines a second.
+    trace: Option<TraceLimiter>,
+    /// The trace lines of a turn, reused.
+    trace_out: String,
 }
 
 impl Reactor {
@@ -257,6 +295,9 @@ impl Reactor {
             }));
         }
         let (console, early_input) = Console::start(poll.registry());
+        let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
+        let status = Status::new(&names, config.max_clients, config.max_backlog);
+        let trace = config.trace.map(TraceLimiter::new);
         let mut reactor = Reactor {
             poll,
             events: Events::with_capacity(1024),
@@ -280,6 +321,10 @@ impl Reactor {
             again_console: false,
             accept_paused: false,
             per_ip: HashMap::new(),
+            status,
+            turn: TurnTrace::default(),
+            trace,
+            trace_out: String::new(),
         };
         reactor.handle_console_input(early_input);
         Ok(reactor)

@@ -310,7 +310,7 @@ impl Status {
     /// Keeps the chat names current from the events the reactor records.
     pub fn on_event(&mut self, event: &Event) {
         match event {
-            Event::Join { conn, name } => {
+            Event::Join { conn, name, .. } => {
                 self.names.insert(*conn, name.as_str().into());
             }
             Event::Nick { conn, new, .. } => {

@@ -31,6 +31,9 @@ pub struct Server {
     pub echo: Option<SocketAddr>,
     /// Set when the server printed `chat listening on ADDR`.
     pub chat: Option<SocketAddr>,
+    /// Set when the server printed `http listening on ADDR` (the status
+    /// page; it may come after the lines `start` waits for).
+    pub http: Option<SocketAddr>,
     /// Every stdout line so far (the reader thread keeps appending).
     pub stdout: Arc<Mutex<Vec<String>>>,
     /// Every stderr line so far.
@@ -113,6 +116,11 @@ impl ServerBuilder {
         if self.chat && !has("--chat-ports") {
             cmd.args(["--chat-ports", "0"]);
         }
+        // The status page is on by default: give it a port the OS picks,
+        // so parallel tests never compete for 7200-7299.
+        if !has("--http-ports") && !has("--no-http") {
+            cmd.args(["--http-ports", "0"]);
+        }
         if !self.echo {
             cmd.arg("--no-echo");
         }
@@ -157,6 +165,7 @@ impl ServerBuilder {
             stdin,
             echo: None,
             chat: None,
+            http: None,
             stdout: stdout_lines,
             stderr: stderr_lines,
             dir,
@@ -277,7 +286,11 @@ impl Server {
                     self.child.try_wait()
                 ),
             };
-            for (svc, slot) in [("echo", &mut self.echo), ("chat", &mut self.chat)] {
+            for (svc, slot) in [
+                ("echo", &mut self.echo),
+                ("chat", &mut self.chat),
+                ("http", &mut self.http),
+            ] {
                 let prefix = format!("{svc} listening on ");
                 if let Some(pos) = line.find(&prefix) {
                     let addr = line[pos + prefix.len()..].trim();
@@ -293,6 +306,23 @@ impl Server {
 
     pub fn chat_addr(&self) -> SocketAddr {
         self.chat.expect("chat service running")
+    }
+
+    /// The status page's address, waiting for its `http listening on` line.
+    #[track_caller]
+    pub fn http_addr(&mut self) -> SocketAddr {
+        if self.http.is_none() {
+            let mut found = None;
+            wait_until("http listening on ...", || {
+                found = self.stdout.lock().unwrap().iter().find_map(|l| {
+                    l.split_once("http listening on ")
+                        .and_then(|(_, a)| a.trim().parse().ok())
+                });
+                found.is_some()
+            });
+            self.http = found;
+        }
+        self.http.expect("http service running")
     }
 
     pub fn pid(&self) -> u32 {

@@ -35,8 +35,8 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::{ConnKey, Effects, Service};
-use crate::event::DisconnectReason;
-use crate::status::{StatusView, tap};
+use crate::event::{DisconnectReason, Event};
+use crate::status::{ServiceReport, StatusView, tap};
 use request::{Body, HeadError, MAX_HEAD, parse_head, split_target};
 use response::{Code, write_head};
 
@@ -131,6 +131,8 @@ pub struct HttpService {
     out: Vec<u8>,
     scratch: Vec<(u64, usize)>,
     metrics_text: String,
+    /// The time of the last tick (the pending work's deadline).
+    now: Option<Instant>,
 }
 
 impl Default for HttpService {
@@ -153,14 +155,8 @@ impl HttpService {
             out: Vec::new(),
             scratch: Vec::new(),
             metrics_text: String::new(),
+            now: None,
         }
-    }
-
-    /// Whether the reactor should call [`HttpService::on_tick`] this turn:
-    /// input is waiting, or new log lines for a stream. One atomic load
-    /// when nobody watches.
-    pub fn wants_tick(&self) -> bool {
-        !self.pending.is_empty() || (!self.subscribers.is_empty() && tap::seq() != self.log_seq)
     }
 
     /// Whether requests are waiting for the next turn's budget: then the
@@ -182,25 +178,6 @@ impl HttpService {
     /// Connections streaming `/api/events`.
     pub fn subscribers(&self) -> usize {
         self.subscribers.len()
-    }
-
-    /// The end of a turn: stream new log lines, then answer pending
-    /// requests within the turn's budget.
-    pub fn on_tick(&mut self, view: &StatusView<'_>, fx: &mut Effects) {
-        self.turn_bytes = 0;
-        self.broadcast_log(fx);
-        for _ in 0..self.pending.len() {
-            let Some(key) = self.pending.pop_front() else {
-                break;
-            };
-            let Some(conn) = self.conns.get_mut(&key) else {
-                continue; // closed since it was queued
-            };
-            conn.queued = false;
-            if let Served::OutOfBudget = self.serve(key, view, fx) {
-                self.queue(key);
-            }
-        }
     }
 
     fn queue(&mut self, key: ConnKey) {
@@ -435,17 +412,25 @@ impl HttpService {
         target: &str,
         code: Code,
         bytes: usize,
-        _fx: &mut Effects,
+        fx: &mut Effects,
     ) {
         self.requests += 1;
-        self.last_request = Some(RequestRecord {
+        let record = RequestRecord {
             conn: key.id,
             method: method.to_string(),
             path: target.to_string(),
             status: code.number(),
             bytes,
+        };
+        fx.record(Event::Request {
+            service: "http",
+            conn: record.conn,
+            method: record.method.clone(),
+            path: record.path.clone(),
+            status: record.status,
+            bytes: record.bytes as u64,
         });
-        // Stage 2: `fx.record(Event::Request { .. })` once event.rs has it.
+        self.last_request = Some(record);
     }
 
     /// Turns the connection into an event stream: the head, the last
@@ -586,6 +571,55 @@ impl Service for HttpService {
 
     fn on_close(&mut self, key: ConnKey, _reason: DisconnectReason, _fx: &mut Effects) {
         self.forget(key);
+    }
+
+    /// Past `--max-clients`, an HTTP client gets a `503`, not chat's line.
+    fn refusal(&self) -> &'static [u8] {
+        response::SERVICE_UNAVAILABLE
+    }
+
+    fn report(&self) -> ServiceReport {
+        ServiceReport {
+            messages: Some(self.requests),
+            ..ServiceReport::default()
+        }
+    }
+
+    /// Requests left for the next turn (the budget ran out): due at once,
+    /// so the reactor's next `poll` does not sleep.
+    fn next_deadline(&self) -> Option<Instant> {
+        if self.pending.is_empty() {
+            None
+        } else {
+            self.now
+        }
+    }
+
+    /// Whether this turn has work for [`Service::on_tick`]: input is
+    /// waiting, or new log lines for a stream. One atomic load while
+    /// nobody watches.
+    fn wants_tick(&self) -> bool {
+        !self.pending.is_empty() || (!self.subscribers.is_empty() && tap::seq() != self.log_seq)
+    }
+
+    /// The end of a turn: stream new log lines, then answer pending
+    /// requests within the turn's budget.
+    fn on_tick(&mut self, view: &StatusView<'_>, fx: &mut Effects) {
+        self.turn_bytes = 0;
+        self.now = Some(view.now);
+        self.broadcast_log(fx);
+        for _ in 0..self.pending.len() {
+            let Some(key) = self.pending.pop_front() else {
+                break;
+            };
+            let Some(conn) = self.conns.get_mut(&key) else {
+                continue; // closed since it was queued
+            };
+            conn.queued = false;
+            if let Served::OutOfBudget = self.serve(key, view, fx) {
+                self.queue(key);
+            }
+        }
     }
 }
 
