@@ -186,7 +186,10 @@ impl Browser {
             if want(&v) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "the page never showed {what}: {v}");
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {what}: {v}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -271,9 +274,11 @@ fn the_status_page_works_in_a_real_browser() {
 
     // The right count: three echo clients.
     b.wait_for("3 echo connections", &shown_open("echo"), |v| v == "3");
-    b.wait_for("the live marker", "document.getElementById('live').textContent", |v| {
-        v.as_str().is_some_and(|s| s.contains("live"))
-    });
+    b.wait_for(
+        "the live marker",
+        "document.getElementById('live').textContent",
+        |v| v.as_str().is_some_and(|s| s.contains("live")),
+    );
     // Without a reload, more connections show up.
     let more: Vec<TcpStream> = (0..2).map(|_| connect(echo)).collect();
     b.wait_for("5 echo connections", &shown_open("echo"), |v| v == "5");

@@ -49,6 +49,12 @@ impl ConnTable for SlabTable<'_> {
     fn get(&self, slot: usize) -> Option<ConnInfo> {
         self.0.get(slot).map(info)
     }
+
+    fn for_each_key(&self, f: &mut dyn FnMut(u64, usize)) {
+        for (slot, c) in self.0.iter() {
+            f(c.key.id, slot);
+        }
+    }
 }
 
 impl Reactor {

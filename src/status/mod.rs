@@ -362,6 +362,11 @@ pub trait ConnTable {
     fn for_each(&self, f: &mut dyn FnMut(&ConnInfo));
     /// The connection in `slot`, if one is there.
     fn get(&self, slot: usize) -> Option<ConnInfo>;
+    /// Calls `f` with the `conn` and `slot` of every open connection: what
+    /// paging needs, without copying whole rows.
+    fn for_each_key(&self, f: &mut dyn FnMut(u64, usize)) {
+        self.for_each(&mut |c| f(c.conn, c.slot));
+    }
 }
 
 impl ConnTable for Vec<ConnInfo> {
@@ -420,9 +425,9 @@ impl StatusView<'_> {
         scratch: &mut Vec<(u64, usize)>,
     ) -> (Vec<ConnInfo>, Option<u64>) {
         scratch.clear();
-        self.conns.for_each(&mut |c| {
-            if c.conn > after {
-                scratch.push((c.conn, c.slot));
+        self.conns.for_each_key(&mut |conn, slot| {
+            if conn > after {
+                scratch.push((conn, slot));
             }
         });
         let more = scratch.len() > limit;
