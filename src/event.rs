@@ -39,6 +39,12 @@ pub enum DisconnectReason {
     Full,
     /// The server is stopping.
     Shutdown,
+    /// The teacher removed the user (`/kick` on the console).
+    Kicked,
+    /// A framed-echo length over `--max-frame`.
+    BadFrame,
+    /// The server finished an HTTP exchange (no keep-alive).
+    Done,
     /// Any other socket error.
     Error,
 }
@@ -53,6 +59,9 @@ impl DisconnectReason {
             DisconnectReason::Backlog => "backlog",
             DisconnectReason::Full => "full",
             DisconnectReason::Shutdown => "shutdown",
+            DisconnectReason::Kicked => "kicked",
+            DisconnectReason::BadFrame => "bad-frame",
+            DisconnectReason::Done => "done",
             DisconnectReason::Error => "error",
         }
     }
@@ -66,6 +75,9 @@ impl DisconnectReason {
             DisconnectReason::Eof
                 | DisconnectReason::Exit
                 | DisconnectReason::Full
+                | DisconnectReason::Idle
+                | DisconnectReason::Kicked
+                | DisconnectReason::Done
                 | DisconnectReason::Shutdown
         )
     }
@@ -91,6 +103,11 @@ impl DisconnectReason {
                 "the server already holds --max-clients connections, so this one was told so and closed"
             }
             DisconnectReason::Shutdown => "the server is stopping, so it closed this connection",
+            DisconnectReason::Kicked => "the teacher removed this user from the console",
+            DisconnectReason::BadFrame => {
+                "the frame header announced more than --max-frame bytes, so the server closed before reading them"
+            }
+            DisconnectReason::Done => "the HTTP answer was sent and the exchange is over",
             DisconnectReason::Error => "the socket reported an error, so the server closed it",
         }
     }
@@ -99,6 +116,24 @@ impl DisconnectReason {
 impl fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Why the server stopped reading a connection; the `why` key of `pause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseWhy {
+    /// Its unsent output passed `--max-backlog` (echo backpressure).
+    Backlog,
+    /// A chat user over `--chat-rate`/`--chat-burst`.
+    Rate,
+}
+
+impl PauseWhy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseWhy::Backlog => "backlog",
+            PauseWhy::Rate => "rate",
+        }
     }
 }
 
@@ -154,6 +189,17 @@ pub enum Event {
         service: &'static str,
         conn: u64,
         bytes: usize,
+    },
+    /// The server stopped reading a connection.
+    Pause {
+        service: &'static str,
+        conn: u64,
+        why: PauseWhy,
+    },
+    /// The server reads the connection again.
+    Resume {
+        service: &'static str,
+        conn: u64,
     },
     Disconnect {
         service: &'static str,
@@ -231,6 +277,8 @@ impl Event {
             Event::Accept { .. } => "accept",
             Event::Recv { .. } => "recv",
             Event::Send { .. } => "send",
+            Event::Pause { .. } => "pause",
+            Event::Resume { .. } => "resume",
             Event::Disconnect { .. } => "disconnect",
             Event::Stop { .. } => "stop",
             Event::Rotate { .. } => "rotate",
@@ -278,6 +326,15 @@ impl Event {
             Event::Accept { peer, slot, .. } => format!(
                 "accept() took a finished handshake from the listen queue and returned a new socket for {peer}; its state lives in slab slot {slot}"
             ),
+            Event::Pause { why: PauseWhy::Backlog, .. } => {
+                "its replies are piling up unread, so the server stops reading it; TCP slows the sender".to_string()
+            }
+            Event::Pause { why: PauseWhy::Rate, .. } => {
+                "this user sends faster than --chat-rate, so the server stops reading it for a moment".to_string()
+            }
+            Event::Resume { .. } => {
+                "the reason to wait is gone, so the server reads this socket again".to_string()
+            }
             Event::Recv { bytes, .. } => format!(
                 "recv() copied {bytes} bytes that were waiting in the socket's receive buffer; it never waits, so one slow client cannot stall the others"
             ),
@@ -338,6 +395,10 @@ impl fmt::Display for Logfmt<'_> {
                 slot,
                 peer,
             } => write!(f, " service={service} conn={conn} slot={slot} peer={peer}"),
+            Event::Pause { service, conn, why } => {
+                write!(f, " service={service} conn={conn} why={}", why.as_str())
+            }
+            Event::Resume { service, conn } => write!(f, " service={service} conn={conn}"),
             Event::Recv {
                 service,
                 conn,

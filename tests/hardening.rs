@@ -116,7 +116,14 @@ fn a_chat_flood_is_bounded_by_the_backlog_and_memory_returns() {
     const DEAF: usize = 4;
     let server = Server::builder()
         .no_echo()
-        .args(["--max-backlog", "256KiB"])
+        .args([
+            "--max-backlog",
+            "256KiB",
+            "--chat-rate",
+            "1000000",
+            "--chat-burst",
+            "1000000",
+        ])
         .start();
     let idle = server.rss_bytes();
     let join = |name: &str| {
@@ -339,4 +346,67 @@ fn serve_host_accepts_a_name() {
         "{}",
         server.echo_addr()
     );
+}
+
+/// `--chat-rate`/`--chat-burst`: a flooder is not read until its allowance
+/// refills (`pause why=rate`, then `resume`); nothing it sent is lost, and
+/// another user's line still goes through at once meanwhile.
+#[test]
+fn a_chat_flooder_is_paused_by_rate_and_loses_nothing() {
+    const LINES: usize = 150;
+    let server = Server::builder()
+        .no_echo()
+        .args(["--chat-rate", "100", "--chat-burst", "10"])
+        .start();
+    let join = |name: &str| {
+        let mut s = connect(server.chat_addr());
+        read_line(&mut s);
+        s.write_all(format!("{name}\n").as_bytes()).unwrap();
+        while !read_line(&mut s).starts_with("* hello") {}
+        s
+    };
+    let mut reader = join("reader");
+    let mut flooder = join("flooder");
+    let mut other = join("other");
+    let mut batch = String::new();
+    // ~40 bytes a line: the flood spans several 1 KiB reads, and the room
+    // charges the allowance a read at a time.
+    let pad = "p".repeat(36);
+    for i in 0..LINES {
+        batch.push_str(&format!("{i} {pad}\n"));
+    }
+    let started = Instant::now();
+    flooder.write_all(batch.as_bytes()).unwrap();
+    server.wait_log("pause why=rate", |l| {
+        event_name(l) == Some("pause") && field(l, "why").as_deref() == Some("rate")
+    });
+    // The room still answers someone else while the flooder waits.
+    let asked = Instant::now();
+    other.write_all(b"/who\n").unwrap();
+    // (Lines the flooder got in before its pause arrive first.)
+    while !read_line(&mut other).starts_with("* online:") {}
+    let who_took = asked.elapsed();
+    let mut seen = Vec::new();
+    while seen.len() < LINES {
+        let line = read_line(&mut reader);
+        if let Some(rest) = line.strip_prefix("flooder: ") {
+            let (n, p) = rest.split_once(' ').unwrap();
+            assert_eq!(p, pad);
+            seen.push(n.parse::<usize>().unwrap());
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(seen, (0..LINES).collect::<Vec<_>>(), "every line, in order");
+    // The first read (~25 lines) overdraws the burst of 10; each later
+    // read waits for its lines' worth of allowance: 150 lines at 100/s
+    // cannot all arrive in under a second.
+    assert!(
+        took >= Duration::from_millis(1000),
+        "flood went through in {took:?}"
+    );
+    assert!(
+        who_took < Duration::from_millis(500),
+        "/who took {who_took:?}"
+    );
+    server.wait_log("resume", |l| event_name(l) == Some("resume"));
 }

@@ -10,7 +10,8 @@
 //! as the steps of that loop; the state they work on follows. The steps
 //! live one per file: `accept.rs` (new connections), `read.rs` (bytes in,
 //! fed to the service), `effects.rs` (what the service answered), `flush.rs`
-//! (bytes out, and closing), `timers.rs` (idle timeouts), `stop.rs`
+//! (bytes out, and closing), `timers.rs` (deadlines), `save.rs` (handing
+//! state to the thread that writes files), `stop.rs`
 //! (signals, the console, a graceful stop). `conn.rs` is one connection's
 //! state. The protocols are not here: a connection's bytes go to its
 //! [`Service`] (`service/`), which answers with effects the reactor applies.
@@ -23,6 +24,7 @@ mod control;
 mod effects;
 mod flush;
 mod read;
+mod save;
 mod stop;
 mod timers;
 mod token;
@@ -84,6 +86,7 @@ impl Reactor {
         self.events = events;
         self.retry_cut_short_work();
         self.fire_timers();
+        self.save_snapshots();
         self.flush_and_close();
         self.tick_services();
         self.end_turn();
@@ -101,11 +104,15 @@ impl Reactor {
             _ => None,
         };
         let services = self.services.iter().filter_map(|s| s.next_deadline());
-        let next = [self.timers.next_deadline(), drain_deadline]
-            .into_iter()
-            .flatten()
-            .chain(services)
-            .min();
+        let next = [
+            self.timers.next_deadline(),
+            drain_deadline,
+            self.save_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(services)
+        .min();
         next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
@@ -262,6 +269,10 @@ pub struct Reactor {
     trace: Option<TraceLimiter>,
     /// The trace lines of a turn, reused.
     trace_out: String,
+    /// Services whose snapshots are saved off this thread (`save.rs`).
+    savers: Vec<save::Persist>,
+    /// No snapshot is taken before this (at most one a second).
+    next_save: Instant,
 }
 
 impl Reactor {
@@ -325,6 +336,8 @@ impl Reactor {
             turn: TurnTrace::default(),
             trace,
             trace_out: String::new(),
+            savers: Vec::new(),
+            next_save: Instant::now(),
         };
         reactor.handle_console_input(early_input);
         Ok(reactor)

@@ -22,11 +22,14 @@ use std::time::Instant;
 use crate::cli::{PortRange, ServeArgs};
 use crate::event::{self, Event, StopReason};
 use crate::logging::{self, LogConfig, RotatePolicy};
+use crate::names::Names;
+use crate::persist::Saver;
 use crate::reactor::{Config, Listening, Reactor};
 use crate::service::Service;
 use crate::service::chat::{ChatConfig, ChatRoom};
 use crate::service::echo::EchoService;
 use crate::service::http::HttpService;
+use crate::service::rate::RateLimit;
 use crate::sys;
 
 /// Descriptors kept free beyond `--max-clients`: stdio, epoll, the signal
@@ -35,6 +38,8 @@ use crate::sys;
 /// A burst of refusals larger than that spare meets `EMFILE`, which pauses
 /// accepting until the refused sockets are closed at the end of the turn.
 const RESERVED_FDS: u64 = 16;
+/// The `what=` of warnings about the names file.
+const NAMES_FILE: &str = "names-file";
 
 /// Why `serve` stopped with an error.
 #[derive(Debug)]
@@ -94,7 +99,8 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
         shutdown_grace: args.shutdown_grace.0,
         trace: args.trace.then(|| args.language()),
     };
-    let (services, places): (Vec<_>, Vec<_>) = services(args)
+    let mut names_saver = None;
+    let (services, places): (Vec<_>, Vec<_>) = services(args, &mut names_saver)
         .into_iter()
         .map(|(service, range, host)| (service, (range, host)))
         .unzip();
@@ -109,17 +115,26 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
     }
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let mut reactor = Reactor::new(config, listeners, services).map_err(Error::Poll)?;
+    if let Some((service, saver)) = names_saver {
+        reactor.persist_with(service, NAMES_FILE, saver);
+    }
     for (index, name) in names.into_iter().enumerate() {
         if let Some(addr) = reactor.listener_addr(index) {
             announce(name, addr);
         }
     }
-    reactor.run().map_err(Error::Poll)
+    let stopped = reactor.run().map_err(Error::Poll);
+    reactor.finish_saving();
+    stopped
 }
 
 /// The services this run serves, each with the port range and the
-/// address it binds.
-fn services(args: &ServeArgs) -> Vec<(Box<dyn Service>, PortRange, IpAddr)> {
+/// address it binds. A service whose state is saved to a file comes with
+/// its saver thread.
+fn services(
+    args: &ServeArgs,
+    names_saver: &mut Option<(usize, Saver)>,
+) -> Vec<(Box<dyn Service>, PortRange, IpAddr)> {
     let mut services: Vec<(Box<dyn Service>, PortRange, IpAddr)> = Vec::new();
     if !args.no_echo {
         services.push((
@@ -129,13 +144,18 @@ fn services(args: &ServeArgs) -> Vec<(Box<dyn Service>, PortRange, IpAddr)> {
         ));
     }
     if !args.no_chat {
-        let (chat, warnings) = ChatRoom::new(ChatConfig {
-            max_line_bytes: args.max_line.as_usize(),
-            names_path: args.names_path(),
-        });
-        for warning in &warnings {
-            event::record(warning);
-        }
+        let (names, saver) = load_names(args);
+        *names_saver = saver.map(|saver| (services.len(), saver));
+        let chat = ChatRoom::new(
+            ChatConfig {
+                max_line_bytes: args.max_line.as_usize(),
+                rate: RateLimit {
+                    per_second: f64::from(args.chat_rate),
+                    burst: f64::from(args.chat_burst),
+                },
+            },
+            names,
+        );
         services.push((Box::new(chat), args.chat_ports, args.host));
     }
     if !args.no_http {
@@ -148,6 +168,35 @@ fn services(args: &ServeArgs) -> Vec<(Box<dyn Service>, PortRange, IpAddr)> {
         ));
     }
     services
+}
+
+/// Loads the names file (one warning if it is damaged or unusable) and
+/// starts the thread that saves it, unless the file was left unused (a
+/// FIFO, a device, a file too large: not ours to replace).
+fn load_names(args: &ServeArgs) -> (Names, Option<Saver>) {
+    let path = args.names_path();
+    let (names, warning) = Names::load(&path, args.names_max as usize);
+    let mut save = true;
+    if let Some(warning) = warning {
+        save = !warning.file_unused();
+        event::record(&Event::Warning {
+            what: NAMES_FILE,
+            error: warning.to_string(),
+        });
+    }
+    if !save {
+        return (names, None);
+    }
+    match Saver::spawn(path) {
+        Ok(saver) => (names, Some(saver)),
+        Err(e) => {
+            event::record(&Event::Warning {
+                what: NAMES_FILE,
+                error: format!("cannot start the saver thread: {e}; names are not saved this run"),
+            });
+            (names, None)
+        }
+    }
 }
 
 /// Logs `listen` and prints `NAME listening on ADDR`: the program's

@@ -58,7 +58,7 @@ pub const EVENTS_HISTORY: u64 = 50;
 /// How a connection closes after a response that said `Connection: close`
 /// (the client asked, or its request could not be read): its output is
 /// sent first, like any client that asked to leave.
-const CLOSE_AFTER_RESPONSE: DisconnectReason = DisconnectReason::Exit;
+const CLOSE_AFTER_RESPONSE: DisconnectReason = DisconnectReason::Done;
 
 /// Where a connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
