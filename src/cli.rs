@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::status::trace::Lang;
+
 /// Default port ranges, in one place: the server binds the first free port
 /// of each, and the clients and load generator default to its first port.
 pub mod ports {
@@ -69,12 +71,21 @@ pub struct ServeArgs {
     /// Chat ports: same forms as --echo-ports.
     #[arg(long, default_value = ports::CHAT, value_name = "RANGE")]
     pub chat_ports: PortRange,
+    /// Status page ports: same forms as --echo-ports.
+    #[arg(long, default_value = ports::HTTP, value_name = "RANGE")]
+    pub http_ports: PortRange,
+    /// Address of the status page, apart from --host: it shows peers' addresses, so it stays on loopback unless asked.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR", value_parser = parse_host)]
+    pub http_host: IpAddr,
     /// Run without the echo service.
     #[arg(long)]
     pub no_echo: bool,
     /// Run without the chat service.
     #[arg(long)]
     pub no_chat: bool,
+    /// Run without the status page.
+    #[arg(long)]
+    pub no_http: bool,
     /// Directory of the log file; created if missing.
     #[arg(long, default_value = "logs", value_name = "DIR")]
     pub log_dir: PathBuf,
@@ -106,6 +117,12 @@ pub struct ServeArgs {
     /// Console lines also say, in one plain sentence, what happened at the socket level.
     #[arg(long)]
     pub explain: bool,
+    /// One console line per reactor turn: how long poll slept, what woke it, what the turn did (at most 20 lines a second).
+    #[arg(long)]
+    pub trace: bool,
+    /// Language of --explain and --trace: en, uk, ru [default: from LC_ALL, LC_MESSAGES, LANG; else en].
+    #[arg(long, value_name = "LANG", value_parser = parse_lang)]
+    pub lang: Option<Lang>,
     /// Connections of all services together; more are refused with a message.
     #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = parse_at_least_one)]
     pub max_clients: usize,
@@ -155,10 +172,10 @@ impl ServeArgs {
     /// # Errors
     /// clap's usage error, ready for `exit()`.
     pub fn check(&self) -> Result<(), clap::Error> {
-        if self.no_echo && self.no_chat {
+        if self.no_echo && self.no_chat && self.no_http {
             return Err(<Cli as clap::CommandFactory>::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
-                "every service is turned off (--no-echo --no-chat); leave at least one on",
+                "every service is turned off (--no-echo --no-chat --no-http); leave at least one on",
             ));
         }
         Ok(())
@@ -171,6 +188,11 @@ impl ServeArgs {
         } else {
             self.console_level
         }
+    }
+
+    /// `--lang`, or the language of the environment.
+    pub fn language(&self) -> Lang {
+        self.lang.unwrap_or_else(Lang::from_env)
     }
 
     /// Where chat remembers names: `--names-file`, or `names.tsv` in the log dir.
@@ -400,6 +422,11 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// `--lang`: `en`, `uk` or `ru` (a locale such as `uk_UA.UTF-8` works too).
+fn parse_lang(s: &str) -> Result<Lang, String> {
+    Lang::from_tag(s).ok_or_else(|| format!("unknown language {s:?}; use en, uk or ru"))
+}
 
 /// `--host`: an IP address, or a name resolved now (`localhost`), so a
 /// name that does not resolve is a usage error like any bad value. Of

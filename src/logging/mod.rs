@@ -138,7 +138,12 @@ impl Sink {
         let console = self.console;
         self.file.push_line(
             Instant::now(),
-            |buf| write_line(buf, &stamp, level, message),
+            |buf| {
+                let start = buf.len();
+                write_line(buf, &stamp, level, message);
+                // The status page streams what the file receives.
+                crate::status::tap::publish(&buf[start..]);
+            },
             &mut |buf, event| own_line(buf, &stamp, console, event),
         );
     }

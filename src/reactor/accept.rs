@@ -85,7 +85,14 @@ impl Reactor {
         // Replies are small and must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         conn::enable_inq(&stream);
-        let full = self.conns.len() >= self.config.max_clients || !self.admit_ip(peer);
+        let refused = if self.conns.len() >= self.config.max_clients {
+            Some("full")
+        } else if !self.admit_ip(peer) {
+            Some("per-ip")
+        } else {
+            None
+        };
+        let full = refused.is_some();
         let entry = self.conns.vacant_entry();
         let key = ConnKey {
             slot: entry.key(),
@@ -106,14 +113,19 @@ impl Reactor {
         let conn = entry.insert(Conn::new(stream, key, service, peer, self.now));
         conn.counted_ip = !full && self.config.max_per_ip.is_some();
         let name = self.services[service].name();
+        self.status.on_accept(service, key.slot);
+        self.turn.accepts += 1;
         event::record(&Event::Accept {
             service: name,
             conn: key.id,
             slot: key.slot,
             peer,
         });
-        if full {
-            conn.out.push_copy(FULL_LINE, &mut self.pool);
+        if let Some(why) = refused {
+            self.status.on_reject(service, why);
+            // `! server full` for line protocols, a `503` for HTTP.
+            conn.out
+                .push_copy(self.services[service].refusal(), &mut self.pool);
             self.close_later(key, DisconnectReason::Full);
             return;
         }

@@ -278,6 +278,11 @@ impl OutQueue {
         self.len == 0
     }
 
+    /// Unsent bytes (without the bookkeeping; see [`OutQueue::cost`]).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
     /// Unsent bytes plus the bookkeeping that holds them: what
     /// `--max-backlog` limits.
     pub fn cost(&self) -> usize {

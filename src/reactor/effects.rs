@@ -61,7 +61,11 @@ impl Reactor {
                         conn.queue_flush(&mut self.dirty);
                     }
                 }
-                Effect::Record(event) => event::record(&event),
+                Effect::Record(event) => {
+                    // Chat names for the status page come from these.
+                    self.status.on_event(&event);
+                    event::record(&event);
+                }
             }
         }
         self.fx = fx;
@@ -77,12 +81,17 @@ impl Reactor {
         if !accepts_output(conn) {
             return;
         }
-        let name = self.services[conn.service].name();
+        let service = conn.service;
+        let name = self.services[service].name();
         let sent = if conn.out.is_empty() {
             write_now(conn, bytes, name, self.now)
         } else {
             0
         };
+        if sent > 0 {
+            self.status.on_send(service, sent);
+            self.turn.writes += 1;
+        }
         if conn.closing.is_some_and(|r| !r.flushes_output()) {
             self.closing.push(to);
         } else if sent < bytes.len() {

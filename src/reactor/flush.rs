@@ -63,11 +63,16 @@ impl Reactor {
         let Some(conn) = live_mut(&mut self.conns, key) else {
             return;
         };
-        let name = self.services[conn.service].name();
+        let service = conn.service;
+        let name = self.services[service].name();
         while !conn.out.is_empty() {
             match conn.out.write_to(&mut conn.stream, &mut self.pool) {
                 Ok(0) => break,
-                Ok(n) => conn.note_sent(n, name, self.now),
+                Ok(n) => {
+                    conn.note_sent(n, name, self.now);
+                    self.status.on_send(service, n);
+                    self.turn.writes += 1;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -158,6 +163,9 @@ impl Reactor {
             duration: self.now.duration_since(conn.opened),
         });
         drop(conn); // close(2): the descriptor is free again
+        self.status
+            .on_close(service, key.slot, key.id, reason.as_str());
+        self.turn.closes += 1;
         self.services[service].on_close(key, reason, &mut self.fx);
         self.apply_effects();
         if std::mem::take(&mut self.accept_paused) {

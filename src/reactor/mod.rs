@@ -28,6 +28,7 @@ mod save;
 mod stop;
 mod timers;
 mod token;
+mod watch;
 
 use std::collections::HashMap;
 use std::io;
@@ -41,6 +42,8 @@ use slab::Slab;
 
 use crate::event::StopReason;
 use crate::service::{ConnKey, Effects, Service};
+use crate::status::Status;
+use crate::status::trace::{Lang, TraceLimiter, TurnTrace};
 use conn::{BufPool, Conn};
 use control::Console;
 use timers::Timers;
@@ -76,7 +79,6 @@ impl Reactor {
     fn turn(&mut self) -> io::Result<()> {
         let timeout = self.poll_timeout();
         self.wait_for_events(timeout)?;
-        self.now = Instant::now();
         crate::event::traffic_tick(self.now);
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
@@ -87,6 +89,8 @@ impl Reactor {
         self.fire_timers();
         self.save_snapshots();
         self.flush_and_close();
+        self.tick_services();
+        self.end_turn();
         Ok(())
     }
 
@@ -118,24 +122,48 @@ impl Reactor {
     /// `write(2)`, so `tail -F` sees them now), then `poll`. A signal
     /// arriving while we sleep interrupts the system call (`EINTR`); that
     /// is not an error, just ask again.
+    ///
+    /// The time `poll` returns is the turn's `now`; how long it slept and
+    /// what woke it start the turn's record (`--trace`, the status page).
     fn wait_for_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         crate::logging::flush();
+        let asleep = Instant::now();
         loop {
             match self.poll.poll(&mut self.events, timeout) {
-                Ok(()) => return Ok(()),
+                Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
+        self.now = Instant::now();
+        self.turn = TurnTrace {
+            turn: self.status.turns.turns + 1,
+            slept: self.now.saturating_duration_since(asleep),
+            events: u32::try_from(self.events.iter().count()).unwrap_or(u32::MAX),
+            ..TurnTrace::default()
+        };
+        Ok(())
     }
 
     /// Step 3: act on one readiness event, by what its token names.
     fn dispatch(&mut self, token: Token, read_closed: bool) {
         match token::classify(token) {
-            Source::Listener(index) => self.accept_ready(index),
-            Source::Conn(slot) => self.conn_ready(slot, read_closed),
-            Source::Signals => self.signals_ready(),
-            Source::Console => self.console_ready(),
+            Source::Listener(index) => {
+                self.turn.woke_listeners += 1;
+                self.accept_ready(index);
+            }
+            Source::Conn(slot) => {
+                self.turn.woke_conns += 1;
+                self.conn_ready(slot, read_closed);
+            }
+            Source::Signals => {
+                self.turn.woke_control += 1;
+                self.signals_ready();
+            }
+            Source::Console => {
+                self.turn.woke_control += 1;
+                self.console_ready();
+            }
         }
     }
 
@@ -167,6 +195,8 @@ pub struct Config {
     pub read_chunk: usize,
     pub max_backlog: usize,
     pub shutdown_grace: Duration,
+    /// `--trace`: one console line per turn, in this language; `None` off.
+    pub trace: Option<Lang>,
 }
 
 /// A bound listening socket and the index (in the services list) of the
@@ -233,6 +263,14 @@ pub struct Reactor {
     accept_paused: bool,
     /// Open connections per client address, kept only with `--max-per-ip`.
     per_ip: HashMap<IpAddr, u32>,
+    /// What the reactor shows about itself (the status page, `/metrics`).
+    status: Status,
+    /// The current turn's record, filled as the turn goes.
+    turn: TurnTrace,
+    /// `--trace`: what reaches the console, at most 20 lines a second.
+    trace: Option<TraceLimiter>,
+    /// The trace lines of a turn, reused.
+    trace_out: String,
     /// Services whose snapshots are saved off this thread (`save.rs`).
     savers: Vec<save::Persist>,
     /// No snapshot is taken before this (at most one a second).
@@ -270,6 +308,9 @@ impl Reactor {
             }));
         }
         let (console, early_input) = Console::start(poll.registry());
+        let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
+        let status = Status::new(&names, config.max_clients, config.max_backlog);
+        let trace = config.trace.map(TraceLimiter::new);
         let mut reactor = Reactor {
             poll,
             events: Events::with_capacity(1024),
@@ -293,6 +334,10 @@ impl Reactor {
             again_console: false,
             accept_paused: false,
             per_ip: HashMap::new(),
+            status,
+            turn: TurnTrace::default(),
+            trace,
+            trace_out: String::new(),
             savers: Vec::new(),
             next_save: Instant::now(),
         };

@@ -55,6 +55,7 @@ impl Reactor {
             match conn::recv_chunk(&mut conn.stream, &mut self.read_buf[..chunk]) {
                 Ok((0, _)) => {
                     // recv() == 0: the peer sent FIN. It may still read.
+                    self.turn.reads += 1;
                     conn.peer_closed = true;
                     self.services[service].on_eof(key, self.now, &mut self.fx);
                     self.apply_effects();
@@ -62,6 +63,8 @@ impl Reactor {
                 }
                 Ok((n, queued)) => {
                     conn.note_received(n, self.services[service].name(), self.now);
+                    self.status.on_recv(service, n);
+                    self.turn.reads += 1;
                     self.services[service].on_recv(
                         key,
                         &self.read_buf[..n],

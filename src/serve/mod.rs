@@ -16,7 +16,7 @@ pub mod listen;
 
 use std::fmt;
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::cli::{PortRange, ServeArgs};
@@ -28,6 +28,7 @@ use crate::reactor::{Config, Listening, Reactor};
 use crate::service::Service;
 use crate::service::chat::{ChatConfig, ChatRoom};
 use crate::service::echo::EchoService;
+use crate::service::http::HttpService;
 use crate::service::rate::RateLimit;
 use crate::sys;
 
@@ -96,12 +97,16 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
         read_chunk: args.read_chunk.as_usize(),
         max_backlog: args.max_backlog.as_usize(),
         shutdown_grace: args.shutdown_grace.0,
+        trace: args.trace.then(|| args.language()),
     };
     let mut names_saver = None;
-    let (services, ranges): (Vec<_>, Vec<_>) = services(args, &mut names_saver).into_iter().unzip();
+    let (services, places): (Vec<_>, Vec<_>) = services(args, &mut names_saver)
+        .into_iter()
+        .map(|(service, range, host)| (service, (range, host)))
+        .unzip();
     let mut listeners = Vec::with_capacity(services.len());
-    for (index, (service, range)) in services.iter().zip(&ranges).enumerate() {
-        let socket = listen::bind_range(service.name(), args.host, *range, args.listen_backlog)
+    for (index, (service, (range, host))) in services.iter().zip(&places).enumerate() {
+        let socket = listen::bind_range(service.name(), *host, *range, args.listen_backlog)
             .map_err(Error::Listen)?;
         listeners.push(Listening {
             socket,
@@ -123,15 +128,20 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
     stopped
 }
 
-/// The services this run serves, each with the port range it binds. A
-/// service whose state is saved to a file comes with its saver thread.
+/// The services this run serves, each with the port range and the
+/// address it binds. A service whose state is saved to a file comes with
+/// its saver thread.
 fn services(
     args: &ServeArgs,
     names_saver: &mut Option<(usize, Saver)>,
-) -> Vec<(Box<dyn Service>, PortRange)> {
-    let mut services: Vec<(Box<dyn Service>, PortRange)> = Vec::new();
+) -> Vec<(Box<dyn Service>, PortRange, IpAddr)> {
+    let mut services: Vec<(Box<dyn Service>, PortRange, IpAddr)> = Vec::new();
     if !args.no_echo {
-        services.push((Box::new(EchoService::new(&args.exit_word)), args.echo_ports));
+        services.push((
+            Box::new(EchoService::new(&args.exit_word)),
+            args.echo_ports,
+            args.host,
+        ));
     }
     if !args.no_chat {
         let (names, saver) = load_names(args);
@@ -146,7 +156,16 @@ fn services(
             },
             names,
         );
-        services.push((Box::new(chat), args.chat_ports));
+        services.push((Box::new(chat), args.chat_ports, args.host));
+    }
+    if !args.no_http {
+        // The status page shows peers' addresses: it binds `--http-host`
+        // (loopback by default), not `--host`.
+        services.push((
+            Box::new(HttpService::new()),
+            args.http_ports,
+            args.http_host,
+        ));
     }
     services
 }

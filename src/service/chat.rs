@@ -564,6 +564,14 @@ impl Service for ChatRoom {
         "chat"
     }
 
+    /// Users in the room, for the status page and `/metrics`.
+    fn report(&self) -> crate::status::ServiceReport {
+        crate::status::ServiceReport {
+            users: Some(self.online.len() as u64),
+            ..Default::default()
+        }
+    }
+
     fn on_open(&mut self, key: ConnKey, peer: SocketAddr, now: Instant, fx: &mut Effects) {
         // An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d;
         // remember it as a.b.c.d either way.

@@ -20,9 +20,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::event::{DisconnectReason, Event};
+use crate::status::{ServiceReport, StatusView};
 
 pub mod chat;
 pub mod echo;
+pub mod http;
 pub mod rate;
 
 /// Names one connection: `slot` is the slab key (reused after a close) and
@@ -238,6 +240,7 @@ pub trait Service {
     /// The deadline from [`Service::next_deadline`] has come (it may be
     /// called early or late; act on what is due at `now`).
     fn on_timer(&mut self, _now: Instant, _fx: &mut Effects) {}
+
     /// Whether state the service keeps in a file (chat's names) changed
     /// since the last [`Service::take_snapshot`]. Asked every turn, so it
     /// must be cheap: a flag.
@@ -251,4 +254,29 @@ pub trait Service {
     fn take_snapshot(&mut self) -> Option<Vec<u8>> {
         None
     }
+
+    /// What a client is sent when the server refuses it (`--max-clients`,
+    /// `--max-per-ip`) just before it is closed: chat's `! server full`
+    /// line, or for HTTP a `503` response.
+    fn refusal(&self) -> &'static [u8] {
+        crate::reactor::FULL_LINE
+    }
+
+    /// Figures only the service knows (users, messages...), for the status
+    /// page and `/metrics`. Asked only when someone reads them.
+    fn report(&self) -> ServiceReport {
+        ServiceReport::default()
+    }
+
+    /// Whether [`Service::on_tick`] has work this turn. Asked once per
+    /// turn, so it must be cheap (the status page answers "no" with one
+    /// atomic load while nobody watches).
+    fn wants_tick(&self) -> bool {
+        false
+    }
+
+    /// The end of a turn, with read access to the server's own state
+    /// (counters, the connection table) lent for this call: the status
+    /// page answers its requests here.
+    fn on_tick(&mut self, _view: &StatusView<'_>, _fx: &mut Effects) {}
 }

@@ -41,12 +41,14 @@
 
 mod common;
 
+mod browser;
 mod chat;
 mod cli;
 mod client;
 mod echo;
 mod exit_word;
 mod hardening;
+mod http;
 mod limits;
 mod load;
 mod log;

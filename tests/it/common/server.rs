@@ -114,6 +114,11 @@ impl ServerBuilder {
         if self.chat && !has("--chat-ports") {
             cmd.args(["--chat-ports", "0"]);
         }
+        // The status page is on by default: give it a port the OS picks,
+        // so parallel tests never compete for 7200-7299.
+        if !has("--http-ports") && !has("--no-http") {
+            cmd.args(["--http-ports", "0"]);
+        }
         if !has("--shutdown-grace") {
             // A graceful stop waits for each client to close after the
             // server's FIN; tests that stop with users still connected
@@ -246,6 +251,12 @@ impl Server {
     #[track_caller]
     pub fn chat_addr(&self) -> SocketAddr {
         self.addr("chat")
+    }
+
+    /// The status page's address.
+    #[track_caller]
+    pub fn http_addr(&self) -> SocketAddr {
+        self.addr("http")
     }
 
     pub fn pid(&self) -> u32 {
