@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::auth::{AuthHow, AuthResult};
 use crate::logging::logfmt::Value;
 
 /// The `log` target of lifecycle lines. The file and console dispatchers
@@ -201,6 +202,15 @@ pub enum Event {
         conn: u64,
         name: String,
     },
+    /// Chat: an account action (`/register`, a password, `/token`,
+    /// `/logout`, `/passwd`) and how it ended. Never a password, a token
+    /// or a hash: only the name.
+    Auth {
+        conn: u64,
+        name: String,
+        how: AuthHow,
+        result: AuthResult,
+    },
     /// A line typed on the server's console (sent to chat as `[server] ...`).
     Console {
         text: String,
@@ -231,6 +241,7 @@ impl Event {
             Event::Join { .. } => "join",
             Event::Nick { .. } => "nick",
             Event::Leave { .. } => "leave",
+            Event::Auth { .. } => "auth",
             Event::Console { .. } => "console",
             Event::Warning { .. } => "warning",
         }
@@ -296,6 +307,17 @@ impl Event {
             Event::Leave { name, .. } => format!(
                 "{name} left the room; the others were told before the socket closed"
             ),
+            Event::Auth { how, result, .. } => match (how, result) {
+                (AuthHow::Password | AuthHow::Register | AuthHow::Passwd, AuthResult::Ok | AuthResult::Wrong) => {
+                    "the password was hashed on the worker thread (Argon2id, ~26 ms of CPU) while the loop served everyone else; the answer came back through a channel and a Waker".to_string()
+                }
+                (_, AuthResult::Locked) => {
+                    "too many wrong passwords for this name from this address: refused without hashing anything".to_string()
+                }
+                _ => {
+                    "a session token was checked by its SHA-256 on the loop's own thread: a microsecond, no worker needed".to_string()
+                }
+            },
             Event::Console { .. } => {
                 "a line typed on the server's stdin, which the loop watches like one more socket, went to every chat user".to_string()
             }
@@ -382,6 +404,18 @@ impl fmt::Display for Logfmt<'_> {
                 " service=chat conn={conn} old={} new={}",
                 Value(old),
                 Value(new)
+            ),
+            Event::Auth {
+                conn,
+                name,
+                how,
+                result,
+            } => write!(
+                f,
+                " service=chat conn={conn} name={} how={} result={}",
+                Value(name),
+                how.as_str(),
+                result.as_str()
             ),
             Event::Console { text } => write!(f, " text={}", Value(text)),
             Event::Warning { what, error } => {

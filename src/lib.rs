@@ -14,11 +14,15 @@
 //!    file and the console.
 //! 4. `codec.rs` — the line decoder shared by chat, its client and the load
 //!    generator.
-//! 5. `client/` and `load/` — the same ideas seen from the client side.
+//! 5. `auth/` — chat accounts, and the one other thread: why password
+//!    hashing must leave the reactor, and how its answers come back
+//!    (`auth/worker.rs`).
+//! 6. `client/` and `load/` — the same ideas seen from the client side.
 //!
 //! `main.rs` only parses the command line and calls into this library, so
 //! tests and benchmarks run exactly what users run.
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod codec;
