@@ -32,7 +32,7 @@ use super::lockout::Lockout;
 use super::store::{
     self, Account, Accounts, Lookup, MAX_ACCOUNTS, NameKey, Session, Sessions, Token, TokenHash,
 };
-use super::{Busy, Done, Job, JobQueue, Outcome, Secret, Work};
+use super::{Busy, Done, Job, JobQueue, Outcome, Secret, SnapshotSink, Work};
 use crate::service::ConnKey;
 
 /// Shortest password `/register` and `/passwd` accept, in characters.
@@ -146,6 +146,8 @@ pub struct AccountDesk {
     sessions: Sessions,
     lockout: Lockout,
     queue: Box<dyn JobQueue>,
+    /// Where [`AccountDesk::flush`] sends changed files.
+    sink: Option<Box<dyn SnapshotSink>>,
     conns: HashMap<ConnKey, ConnAccount>,
     next_job: u64,
     /// `Instant` ↔ Unix time, for expiry that survives a restart.
@@ -191,6 +193,7 @@ impl AccountDesk {
             sessions,
             lockout: Lockout::new(),
             queue,
+            sink: None,
             conns: HashMap::new(),
             next_job: 1,
             clock,
@@ -559,6 +562,27 @@ impl AccountDesk {
             )
         });
         Some(Snapshot { accounts, sessions })
+    }
+
+    /// Sets where [`AccountDesk::flush`] sends changed files.
+    pub fn set_sink(&mut self, sink: Box<dyn SnapshotSink>) {
+        self.sink = Some(sink);
+    }
+
+    /// Hands the changed files (if any) to the sink; without a sink they
+    /// stay dirty.
+    pub fn flush(&mut self, now: Instant) {
+        if self.sink.is_none() {
+            return;
+        }
+        let Some(snapshot) = self.take_snapshot(now) else {
+            return;
+        };
+        if let Some(sink) = self.sink.as_mut() {
+            for (path, bytes) in [snapshot.accounts, snapshot.sessions].into_iter().flatten() {
+                sink.save(&path, bytes);
+            }
+        }
     }
 
     /// Registered accounts.

@@ -33,6 +33,7 @@
 //! construction.
 
 use std::fmt;
+use std::path::Path;
 
 use crate::service::ConnKey;
 
@@ -177,4 +178,17 @@ pub trait JobQueue {
     /// [`Busy`] when the queue is full: the caller answers the user at
     /// once instead of buffering without bound.
     fn submit(&mut self, job: Job) -> Result<(), Busy>;
+}
+
+/// Where changed account files go to be written, off the reactor thread.
+/// The real one is the worker's [`worker::WorkerSaver`].
+pub trait SnapshotSink {
+    /// Takes the new contents of `path`; never blocks on the disk.
+    fn save(&mut self, path: &Path, bytes: Vec<u8>);
+}
+
+impl SnapshotSink for worker::WorkerSaver {
+    fn save(&mut self, path: &Path, bytes: Vec<u8>) {
+        worker::WorkerSaver::save(self, path, bytes);
+    }
 }

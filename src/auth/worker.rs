@@ -91,6 +91,10 @@ enum Msg {
     Stop,
 }
 
+/// What the thread is given when it starts: its end of the job queue,
+/// its end of the report channel, and the hasher.
+type Unstarted = (Receiver<Msg>, mpsc::Sender<Report>, Box<dyn PasswordHasher>);
+
 /// The worker: the sending half of its queue, the receiving half of its
 /// answers, and the thread.
 pub struct Worker {
@@ -99,7 +103,7 @@ pub struct Worker {
     /// Snapshots to write, newest per path.
     saves: Arc<Mutex<BTreeMap<PathBuf, Vec<u8>>>>,
     /// Parts the thread takes when it starts.
-    unstarted: Option<(Receiver<Msg>, mpsc::Sender<Report>, Box<dyn PasswordHasher>)>,
+    unstarted: Option<Unstarted>,
     thread: Option<JoinHandle<()>>,
 }
 

@@ -19,6 +19,7 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::auth::Done;
 use crate::event::{DisconnectReason, Event};
 
 pub mod chat;
@@ -218,4 +219,14 @@ pub trait Service {
 
     /// A graceful stop began: say goodbye while output can still be sent.
     fn on_shutdown(&mut self, _fx: &mut Effects) {}
+
+    /// The answer to a job this service sent to the worker thread
+    /// (`auth/worker.rs`). The reactor calls it only while `done.key` is
+    /// still a live connection of this service: an answer for a closed
+    /// connection is dropped like any stale effect.
+    fn on_job_done(&mut self, _done: Done, _now: Instant, _fx: &mut Effects) {}
+
+    /// Called about once a second: periodic chores that must not run per
+    /// message (handing changed files to the background writer).
+    fn on_tick(&mut self, _now: Instant, _fx: &mut Effects) {}
 }
