@@ -14,6 +14,24 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Default port ranges, in one place: the server binds the first free port
+/// of each, and the clients and load generator default to its first port.
+pub mod ports {
+    pub const ECHO: &str = "7000-7099";
+    pub const CHAT: &str = "7100-7199";
+    pub const HTTP: &str = "7200-7299";
+    pub const FRAME: &str = "7300-7399";
+    /// The first port of each range, where clients look by default.
+    pub const ECHO_PORT: u16 = 7000;
+    pub const CHAT_PORT: u16 = 7100;
+    pub const HTTP_PORT: u16 = 7200;
+    pub const FRAME_PORT: u16 = 7300;
+}
+
+/// The largest `--read-chunk` and `--max-line`: the read buffer is
+/// allocated once, and a partial line may be buffered per connection.
+pub const MAX_CHUNK_BYTES: u64 = 16 << 20;
+
 /// `echochat`: an event-driven echo and chat server on one thread, with its
 /// clients and a load generator.
 #[derive(Debug, Parser)]
@@ -39,14 +57,14 @@ pub enum Command {
 /// Options of `echochat serve` (see DESIGN.md, "echochat serve").
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address both services bind; 0.0.0.0 or :: lets other machines in.
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address the services bind; 0.0.0.0 or :: lets other machines in; a name such as localhost is resolved.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR", value_parser = parse_host)]
     pub host: IpAddr,
     /// Echo ports: a port (7000), a range (7000-7099), or 0 (the OS picks).
-    #[arg(long, default_value = "7000-7099", value_name = "RANGE")]
+    #[arg(long, default_value = ports::ECHO, value_name = "RANGE")]
     pub echo_ports: PortRange,
     /// Chat ports: same forms as --echo-ports.
-    #[arg(long, default_value = "7100-7199", value_name = "RANGE")]
+    #[arg(long, default_value = ports::CHAT, value_name = "RANGE")]
     pub chat_ports: PortRange,
     /// Run without the echo service.
     #[arg(long)]
@@ -63,8 +81,8 @@ pub struct ServeArgs {
     /// Rotate when the active file would pass this size (512KiB, 1MiB, 1000).
     #[arg(long, default_value = "10MiB", value_name = "SIZE")]
     pub log_max_size: Size,
-    /// Rotated files kept; older ones are deleted.
-    #[arg(long, default_value_t = 5, value_name = "K")]
+    /// Rotated files kept (0-1000); older ones are deleted.
+    #[arg(long, default_value_t = 5, value_name = "K", value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub log_keep: u32,
     /// Also rotate by age (1h, 30m, 1day).
     #[arg(long, value_name = "DURATION")]
@@ -82,26 +100,41 @@ pub struct ServeArgs {
     #[arg(long)]
     pub explain: bool,
     /// Connections of all services together; more are refused with a message.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = parse_at_least_one)]
     pub max_clients: usize,
+    /// Connections from one IP address; more are refused like --max-clients; 0 = no limit.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_per_ip: u32,
     /// Close a connection with no traffic for this long; 0 = never.
-    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    #[arg(long, default_value = "2h", value_name = "DURATION")]
     pub idle_timeout: HumanDuration,
-    /// Bytes read per recv call.
-    #[arg(long, default_value = "1KiB", value_name = "SIZE")]
+    /// Bytes read per recv call (1B to 16MiB).
+    #[arg(long, default_value = "1KiB", value_name = "SIZE", value_parser = parse_chunk_size)]
     pub read_chunk: Size,
-    /// Longest chat line (terminator not counted).
-    #[arg(long, default_value = "4KiB", value_name = "SIZE")]
+    /// Longest chat line, terminator not counted (1B to 16MiB).
+    #[arg(long, default_value = "4KiB", value_name = "SIZE", value_parser = parse_chunk_size)]
     pub max_line: Size,
     /// Unsent bytes a connection may hold before the server acts.
     #[arg(long, default_value = "1MiB", value_name = "SIZE")]
     pub max_backlog: Size,
+    /// Lines a chat user may send per second on average...
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub chat_rate: u32,
+    /// ...and at once; past that the server stops reading that user until the allowance refills.
+    #[arg(long, default_value_t = 40, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub chat_burst: u32,
     /// How long a graceful stop waits for pending output.
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub shutdown_grace: HumanDuration,
     /// Chat's memory of names by client IP [default: names.tsv in the log dir].
     #[arg(long, value_name = "PATH")]
     pub names_file: Option<PathBuf>,
+    /// Registered chat names and their password hashes [default: accounts.tsv in the log dir].
+    #[arg(long, value_name = "PATH")]
+    pub accounts_file: Option<PathBuf>,
+    /// How long a chat session token stays valid (like a cookie).
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_session_ttl)]
+    pub session_ttl: HumanDuration,
     /// A line that is exactly this word ends an echo connection; '' turns it off.
     #[arg(long, default_value = "exit", value_name = "WORD")]
     pub exit_word: String,
@@ -111,6 +144,21 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Checks that need more than one option: at least one service must be
+    /// left on. A usage error, like every bad value (exit 2).
+    ///
+    /// # Errors
+    /// clap's usage error, ready for `exit()`.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        if self.no_echo && self.no_chat {
+            return Err(<Cli as clap::CommandFactory>::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "every service is turned off (--no-echo --no-chat); leave at least one on",
+            ));
+        }
+        Ok(())
+    }
+
     /// The console level after `-q` is applied.
     pub fn effective_console_level(&self) -> Level {
         if self.quiet {
@@ -118,6 +166,14 @@ impl ServeArgs {
         } else {
             self.console_level
         }
+    }
+
+    /// Where chat keeps accounts: `--accounts-file`, or `accounts.tsv` in
+    /// the log dir (the sessions file is `sessions.tsv` beside it).
+    pub fn accounts_path(&self) -> PathBuf {
+        self.accounts_file
+            .clone()
+            .unwrap_or_else(|| self.log_dir.join("accounts.tsv"))
     }
 
     /// Where chat remembers names: `--names-file`, or `names.tsv` in the log dir.
@@ -227,6 +283,59 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// `--host`: an IP address, or a name resolved now (`localhost`), so a
+/// name that does not resolve is a usage error like any bad value. Of
+/// several addresses, the first IPv4 one is taken: that is what `nc
+/// localhost` tries first, so students and server agree.
+fn parse_host(s: &str) -> Result<IpAddr, ParseError> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<IpAddr> = (s, 0)
+        .to_socket_addrs()
+        .map_err(|e| {
+            ParseError(format!(
+                "cannot resolve '{s}': {e}; give an IP address such as 127.0.0.1"
+            ))
+        })?
+        .map(|a| a.ip())
+        .collect();
+    addrs
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| {
+            ParseError(format!(
+                "'{s}' has no address; give an IP address such as 127.0.0.1"
+            ))
+        })
+}
+
+/// A count that must be at least 1 (`--max-clients 0` would refuse
+/// everyone).
+fn parse_at_least_one(s: &str) -> Result<usize, ParseError> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err(ParseError("must be at least 1".into())),
+        Ok(n) => Ok(n),
+        Err(_) => Err(ParseError(format!(
+            "invalid number '{s}'; use a whole number such as 100"
+        ))),
+    }
+}
+
+/// `--read-chunk` and `--max-line`: a size from 1 byte to 16 MiB.
+fn parse_chunk_size(s: &str) -> Result<Size, ParseError> {
+    let size: Size = s.parse()?;
+    if size.0 == 0 || size.0 > MAX_CHUNK_BYTES {
+        return Err(ParseError(format!(
+            "{size} is out of range; use 1B to 16MiB"
+        )));
+    }
+    Ok(size)
+}
+
 /// A byte count: `1000`, `512KiB`, `1MiB`, `2GiB`, `10KB` (powers of ten).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
@@ -276,6 +385,20 @@ impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}B", self.0)
     }
+}
+
+/// `--session-ttl`: a duration of at least a second (a token that expires
+/// at once is no session), at most ten years.
+fn parse_session_ttl(s: &str) -> Result<HumanDuration, ParseError> {
+    let d: HumanDuration = s.parse()?;
+    if d.0 < std::time::Duration::from_secs(1)
+        || d.0 > std::time::Duration::from_secs(10 * 365 * 86_400)
+    {
+        return Err(ParseError(format!(
+            "invalid --session-ttl '{s}': use 1s to 10 years, e.g. 30m, 24h or 7days"
+        )));
+    }
+    Ok(d)
 }
 
 /// A duration parsed by `humantime` (`5s`, `10m`, `1day`); a bare `0` is zero.

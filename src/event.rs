@@ -103,6 +103,24 @@ impl fmt::Display for DisconnectReason {
     }
 }
 
+/// Why the server stopped reading a connection; the `why` key of `pause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseWhy {
+    /// Its unsent output passed `--max-backlog` (echo backpressure).
+    Backlog,
+    /// A chat user over `--chat-rate`/`--chat-burst`.
+    Rate,
+}
+
+impl PauseWhy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseWhy::Backlog => "backlog",
+            PauseWhy::Rate => "rate",
+        }
+    }
+}
+
 /// Why the server stopped; the `reason` key of `stop`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -155,6 +173,17 @@ pub enum Event {
         service: &'static str,
         conn: u64,
         bytes: usize,
+    },
+    /// The server stopped reading a connection.
+    Pause {
+        service: &'static str,
+        conn: u64,
+        why: PauseWhy,
+    },
+    /// The server reads the connection again.
+    Resume {
+        service: &'static str,
+        conn: u64,
     },
     Disconnect {
         service: &'static str,
@@ -232,6 +261,8 @@ impl Event {
             Event::Accept { .. } => "accept",
             Event::Recv { .. } => "recv",
             Event::Send { .. } => "send",
+            Event::Pause { .. } => "pause",
+            Event::Resume { .. } => "resume",
             Event::Disconnect { .. } => "disconnect",
             Event::Stop { .. } => "stop",
             Event::Rotate { .. } => "rotate",
@@ -279,6 +310,15 @@ impl Event {
             Event::Accept { peer, slot, .. } => format!(
                 "accept() took a finished handshake from the listen queue and returned a new socket for {peer}; its state lives in slab slot {slot}"
             ),
+            Event::Pause { why: PauseWhy::Backlog, .. } => {
+                "its replies are piling up unread, so the server stops reading it; TCP slows the sender".to_string()
+            }
+            Event::Pause { why: PauseWhy::Rate, .. } => {
+                "this user sends faster than --chat-rate, so the server stops reading it for a moment".to_string()
+            }
+            Event::Resume { .. } => {
+                "the reason to wait is gone, so the server reads this socket again".to_string()
+            }
             Event::Recv { bytes, .. } => format!(
                 "recv() copied {bytes} bytes that were waiting in the socket's receive buffer; it never waits, so one slow client cannot stall the others"
             ),
@@ -347,6 +387,10 @@ impl fmt::Display for Logfmt<'_> {
                 slot,
                 peer,
             } => write!(f, " service={service} conn={conn} slot={slot} peer={peer}"),
+            Event::Pause { service, conn, why } => {
+                write!(f, " service={service} conn={conn} why={}", why.as_str())
+            }
+            Event::Resume { service, conn } => write!(f, " service={service} conn={conn}"),
             Event::Recv {
                 service,
                 conn,

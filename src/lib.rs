@@ -4,20 +4,26 @@
 //! # A tour: what to read first
 //!
 //! 1. `reactor/mod.rs` — the loop: one `mio::Poll`, one `Slab` of
-//!    connections, and `turn()`, which reads aloud as the steps of an
-//!    event-driven server (wait, accept, read, feed the service, write,
-//!    close).
+//!    connections. `run()` and `turn()` come first and read aloud as the
+//!    steps of an event-driven server; each step has its own file
+//!    (`accept.rs`, `read.rs`, `effects.rs`, `flush.rs`, `timers.rs`,
+//!    `stop.rs`), and `conn.rs` is one connection's state.
 //! 2. `service/mod.rs` and `service/echo.rs` — protocols as state machines:
 //!    bytes in, effects out, no sockets. `service/chat.rs` is the bigger one.
-//! 3. `event.rs` — every lifecycle event, defined once, and `record()`, the
+//! 3. `serve/` — the shell around the loop: options, logging, the
+//!    descriptor limit, binding port ranges, announcing, stopping. The
+//!    reactor never sees the command line.
+//! 4. `event.rs` — every lifecycle event, defined once, and `record()`, the
 //!    one place that logs them; `logging/` sends the lines to a rotating
 //!    file and the console.
-//! 4. `codec.rs` — the line decoder shared by chat, its client and the load
+//! 5. `codec.rs` — the line decoder shared by chat, its client and the load
 //!    generator.
-//! 5. `auth/` — chat accounts, and the one other thread: why password
+//! 6. `sys.rs` — the few raw system calls (stdin readiness, the descriptor
+//!    limit, socket options), each written once.
+//! 7. `auth/` — chat accounts, and the one other thread: why password
 //!    hashing must leave the reactor, and how its answers come back
 //!    (`auth/worker.rs`).
-//! 6. `client/` and `load/` — the same ideas seen from the client side.
+//! 8. `client/` and `load/` — the same ideas seen from the client side.
 //!
 //! `main.rs` only parses the command line and calls into this library, so
 //! tests and benchmarks run exactly what users run.
@@ -31,4 +37,6 @@ pub mod load;
 pub mod logging;
 pub mod names;
 pub mod reactor;
+pub mod serve;
 pub mod service;
+pub mod sys;

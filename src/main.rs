@@ -11,7 +11,12 @@ use echochat::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
-        Command::Serve(args) => echochat::reactor::serve(&args).map_err(Into::into),
+        Command::Serve(args) => {
+            if let Err(usage) = args.check() {
+                usage.exit();
+            }
+            echochat::serve::serve(&args).map_err(Into::into)
+        }
         Command::Echo(args) => echochat::client::run_echo(&args).map_err(Into::into),
         Command::Chat(args) => echochat::client::run_chat(&args).map_err(Into::into),
         Command::Load(cmd) => echochat::load::run(&cmd).map_err(Into::into),

@@ -80,6 +80,8 @@ struct ConnAccount {
     account: Option<Box<str>>,
     /// The hash of the token this connection holds, for `/logout`.
     token: Option<TokenHash>,
+    /// The registered name whose password was asked at the prompt.
+    asked: Option<Box<str>>,
     /// The job out for this connection: its number and purpose.
     pending: Option<(u64, Purpose)>,
     /// Lines read while the job was out, replayed after the answer.
@@ -154,7 +156,13 @@ pub struct AccountDesk {
     clock: (Instant, u64),
     accounts_dirty: bool,
     sessions_dirty: bool,
+    /// When the files were last handed to the sink: they are written at
+    /// most once per [`SAVE_EVERY`].
+    last_flush: Instant,
 }
+
+/// Changed files are handed to the writer at most this often.
+pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for AccountDesk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -199,6 +207,8 @@ impl AccountDesk {
             clock,
             accounts_dirty: false,
             sessions_dirty: false,
+            // A first change is written at once.
+            last_flush: clock.0.checked_sub(SAVE_EVERY).unwrap_or(clock.0),
         }
     }
 
@@ -352,6 +362,18 @@ impl AccountDesk {
         let entry = self.conns.entry(conn).or_default();
         entry.pending = Some((id, purpose));
         Ok(())
+    }
+
+    /// Remembers that `conn` was asked the password of `name` (the room's
+    /// state only says "password asked": the name lives here, so a
+    /// connection's state stays small).
+    pub fn ask(&mut self, conn: ConnKey, name: &str) {
+        self.conns.entry(conn).or_default().asked = Some(name.into());
+    }
+
+    /// The name whose password `conn` was asked, once.
+    pub fn take_asked(&mut self, conn: ConnKey) -> Option<Box<str>> {
+        self.conns.get_mut(&conn)?.asked.take()
     }
 
     /// Whether `conn` has a job out (its lines are held meanwhile).
@@ -569,6 +591,13 @@ impl AccountDesk {
         self.sink = Some(sink);
     }
 
+    /// When [`AccountDesk::flush`] has work: a second after the last
+    /// flush, if anything changed since (`None`: nothing to write).
+    pub fn next_flush(&self) -> Option<Instant> {
+        let dirty = self.accounts_dirty || self.sessions_dirty;
+        (dirty && self.sink.is_some()).then_some(self.last_flush + SAVE_EVERY)
+    }
+
     /// Hands the changed files (if any) to the sink; without a sink they
     /// stay dirty.
     pub fn flush(&mut self, now: Instant) {
@@ -578,6 +607,7 @@ impl AccountDesk {
         let Some(snapshot) = self.take_snapshot(now) else {
             return;
         };
+        self.last_flush = now;
         if let Some(sink) = self.sink.as_mut() {
             for (path, bytes) in [snapshot.accounts, snapshot.sessions].into_iter().flatten() {
                 sink.save(&path, bytes);

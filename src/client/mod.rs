@@ -29,9 +29,9 @@ use crate::cli::ClientArgs;
 /// The host used when none is given: this machine, over loopback.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 /// The echo service's first default port (`--echo-ports 7000-7099`).
-pub const ECHO_DEFAULT_PORT: u16 = 7000;
+pub const ECHO_DEFAULT_PORT: u16 = crate::cli::ports::ECHO_PORT;
 /// The chat service's first default port (`--chat-ports 7100-7199`).
-pub const CHAT_DEFAULT_PORT: u16 = 7100;
+pub const CHAT_DEFAULT_PORT: u16 = crate::cli::ports::CHAT_PORT;
 
 /// How long one connect attempt may take before we give up on that
 /// address (a host that drops SYNs would otherwise hang for minutes).
@@ -43,23 +43,23 @@ const PROMPT_MAX_BYTES: usize = 1024;
 /// Which service a client talks to; it decides the default port, the words
 /// that end a session and how the end of input is announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Service {
+pub(crate) enum ClientKind {
     Echo,
     Chat,
 }
 
-impl Service {
+impl ClientKind {
     fn name(self) -> &'static str {
         match self {
-            Service::Echo => "echo",
-            Service::Chat => "chat",
+            ClientKind::Echo => "echo",
+            ClientKind::Chat => "chat",
         }
     }
 
     fn default_port(self) -> u16 {
         match self {
-            Service::Echo => ECHO_DEFAULT_PORT,
-            Service::Chat => CHAT_DEFAULT_PORT,
+            ClientKind::Echo => ECHO_DEFAULT_PORT,
+            ClientKind::Chat => CHAT_DEFAULT_PORT,
         }
     }
 
@@ -67,8 +67,8 @@ impl Service {
     /// exit word; chat also has `/quit`.
     fn quit_words(self) -> &'static [&'static str] {
         match self {
-            Service::Echo => &["exit"],
-            Service::Chat => &["exit", "/quit"],
+            ClientKind::Echo => &["exit"],
+            ClientKind::Chat => &["exit", "/quit"],
         }
     }
 }
@@ -130,7 +130,7 @@ impl std::error::Error for Error {}
 /// The host does not resolve, nobody listens, the connection is reset, or
 /// stdin/stdout fail.
 pub fn run_echo(args: &ClientArgs) -> Result<(), Error> {
-    run(args, Service::Echo)
+    run(args, ClientKind::Echo)
 }
 
 /// Runs `echochat chat`: connect, send stdin lines, print room lines as
@@ -139,10 +139,10 @@ pub fn run_echo(args: &ClientArgs) -> Result<(), Error> {
 /// # Errors
 /// As for [`run_echo`].
 pub fn run_chat(args: &ClientArgs) -> Result<(), Error> {
-    run(args, Service::Chat)
+    run(args, ClientKind::Chat)
 }
 
-fn run(args: &ClientArgs, service: Service) -> Result<(), Error> {
+fn run(args: &ClientArgs, service: ClientKind) -> Result<(), Error> {
     let interactive = io::stdin().is_terminal();
     let target = Target::from_args(args, service, interactive)?;
     let stream = target.connect()?;
@@ -162,7 +162,7 @@ impl Target {
     /// means the user chose the command line, so the other one defaults.
     /// Not on a terminal, nothing is asked: a script must never hang on a
     /// prompt.
-    fn from_args(args: &ClientArgs, service: Service, interactive: bool) -> Result<Self, Error> {
+    fn from_args(args: &ClientArgs, service: ClientKind, interactive: bool) -> Result<Self, Error> {
         let default_port = service.default_port();
         if interactive && args.host.is_none() && args.port.is_none() {
             let host = ask_host()?;
@@ -298,7 +298,7 @@ fn ask_host() -> Result<String, Error> {
 }
 
 /// Asks for the port until it is 1–65535; Enter takes the default.
-fn ask_port(service: Service, default: u16) -> Result<u16, Error> {
+fn ask_port(service: ClientKind, default: u16) -> Result<u16, Error> {
     let question = format!("{} port", service.name());
     loop {
         let answer = prompt(&question, &default.to_string())?;
@@ -375,21 +375,21 @@ mod tests {
             host: None,
             port: None,
         };
-        let t = Target::from_args(&args, Service::Echo, false).unwrap();
+        let t = Target::from_args(&args, ClientKind::Echo, false).unwrap();
         assert_eq!(t.label(), "127.0.0.1:7000");
-        let t = Target::from_args(&args, Service::Chat, false).unwrap();
+        let t = Target::from_args(&args, ClientKind::Chat, false).unwrap();
         assert_eq!(t.label(), "127.0.0.1:7100");
         let args = ClientArgs {
             host: Some("::1".into()),
             port: Some(9),
         };
-        let t = Target::from_args(&args, Service::Echo, false).unwrap();
+        let t = Target::from_args(&args, ClientKind::Echo, false).unwrap();
         assert_eq!(t.label(), "[::1]:9");
         let args = ClientArgs {
             host: None,
             port: Some(0),
         };
-        assert!(Target::from_args(&args, Service::Echo, false).is_err());
+        assert!(Target::from_args(&args, ClientKind::Echo, false).is_err());
     }
 
     #[test]

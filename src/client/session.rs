@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use super::stdin::{self, StdinMode};
-use super::{Error, Service};
+use super::{ClientKind, Error};
+use crate::sys::{self, StdinMode};
 
 /// The socket's token in the client's `Poll`.
 const SOCKET: Token = Token(0);
@@ -74,7 +74,7 @@ enum Flow {
 /// Runs one session on a connected socket until the server closes it.
 pub(super) fn run(
     stream: std::net::TcpStream,
-    service: Service,
+    service: ClientKind,
     interactive: bool,
 ) -> Result<(), Error> {
     let io_err = |what| move |err| Error::Io { what, err };
@@ -97,15 +97,15 @@ pub(super) fn run(
     poll.registry()
         .register(&mut sock, SOCKET, Interest::READABLE)
         .map_err(io_err("registering the socket"))?;
-    let stdin_mode = stdin::register(poll.registry(), STDIN);
+    let stdin_mode = sys::register_stdin(poll.registry(), STDIN);
 
     say(&format!(
         "connected to {peer} from {local} (the TCP handshake is done: connect() returned)"
     ));
     if interactive {
         say(match service {
-            Service::Echo => "type lines to send them; 'exit' or Ctrl-D disconnects",
-            Service::Chat => "type lines to chat; /help lists commands; 'exit' or /quit leaves",
+            ClientKind::Echo => "type lines to send them; 'exit' or Ctrl-D disconnects",
+            ClientKind::Chat => "type lines to chat; /help lists commands; 'exit' or /quit leaves",
         });
     }
 
@@ -136,7 +136,7 @@ pub(super) fn run(
 }
 
 struct Session {
-    service: Service,
+    service: ClientKind,
     peer: SocketAddr,
     poll: Poll,
     sock: TcpStream,
@@ -239,7 +239,7 @@ impl Session {
                         ));
                     }
                     print_payload(self.service, &self.buf[..n])?;
-                    if self.service == Service::Echo && self.half_closed {
+                    if self.service == ClientKind::Echo && self.half_closed {
                         // The echo server is still working through our
                         // input: silence, not total time, means it is stuck.
                         self.close_deadline = Some(Instant::now() + CLOSE_WAIT);
@@ -265,11 +265,11 @@ impl Session {
     /// Reads stdin while a read would not block and the queue has room.
     fn read_stdin(&mut self) -> Result<(), Error> {
         while self.wants_stdin() {
-            if !stdin::read_would_not_block() {
+            if !sys::stdin_ready() {
                 break;
             }
             let room = (MAX_PENDING - self.pending.len()).min(READ_CHUNK);
-            let n = stdin::read(&mut self.buf[..room]).map_err(|err| Error::Io {
+            let n = sys::read_stdin(&mut self.buf[..room]).map_err(|err| Error::Io {
                 what: "reading stdin",
                 err,
             })?;
@@ -307,8 +307,8 @@ impl Session {
         self.input = Input::Ended;
         self.stop_watching_stdin();
         match self.service {
-            Service::Echo => say("end of input: nothing more to send"),
-            Service::Chat => {
+            ClientKind::Echo => say("end of input: nothing more to send"),
+            ClientKind::Chat => {
                 if !self.watch.at_line_start() {
                     // Finish a last line typed without Enter, so `exit`
                     // is a line of its own.
@@ -322,7 +322,7 @@ impl Session {
 
     fn stop_watching_stdin(&mut self) {
         if self.stdin_mode == StdinMode::Registered {
-            stdin::deregister(self.poll.registry());
+            sys::deregister_stdin(self.poll.registry());
         }
     }
 
@@ -436,11 +436,11 @@ fn say(message: &str) {
 /// Chat lines are text for a terminal: control characters are dropped, so
 /// a server (echochat strips them already, another might not) cannot send
 /// escape sequences that drive the user's terminal.
-fn print_payload(service: Service, data: &[u8]) -> Result<(), Error> {
+fn print_payload(service: ClientKind, data: &[u8]) -> Result<(), Error> {
     let mut out = io::stdout().lock();
     let result = match service {
-        Service::Echo => out.write_all(data),
-        Service::Chat => out.write_all(&printable(data)),
+        ClientKind::Echo => out.write_all(data),
+        ClientKind::Chat => out.write_all(&printable(data)),
     };
     result.and_then(|()| out.flush()).map_err(|err| Error::Io {
         what: "writing to stdout",

@@ -75,6 +75,23 @@ impl LogHandle {
     }
 }
 
+/// The handle of the installed logger, for [`flush`].
+static INSTALLED: std::sync::OnceLock<LogHandle> = std::sync::OnceLock::new();
+
+/// Writes the lines batched since the last flush, if a log file is set up
+/// (one `write(2)`, so `tail -F` sees them before the reactor sleeps).
+pub fn flush() {
+    if let Some(handle) = INSTALLED.get() {
+        handle.flush();
+    }
+}
+
+/// Reopens the active log file (after `SIGUSR1`, for `logrotate`).
+pub fn reopen() {
+    // Until the rotating file learns to reopen, flushing keeps every line.
+    flush();
+}
+
 /// The file and its timestamp cache, behind one lock (one lock per line).
 struct Sink {
     file: RotatingFile,
@@ -156,7 +173,11 @@ pub fn init(cfg: &LogConfig) -> Result<LogHandle, Error> {
         .chain(console)
         .apply()
         .map_err(|_| Error::AlreadySet)?;
-    Ok(LogHandle { sink })
+    let handle = LogHandle { sink };
+    // The logger is process-global (`log` allows one), so its flush is too:
+    // the reactor calls `logging::flush()` before each sleep.
+    let _ = INSTALLED.set(handle.clone());
+    Ok(handle)
 }
 
 /// `TIMESTAMP LEVEL message\n`, the level padded to five characters as in

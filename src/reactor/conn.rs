@@ -42,6 +42,14 @@ pub struct Conn {
     pub over_backlog: bool,
     /// The interest currently registered with `poll`.
     pub registered: Interest,
+    /// Counted in the reactor's per-IP table (`--max-per-ip`).
+    pub counted_ip: bool,
+    /// We shut down our sending side (FIN) at a graceful stop, and now
+    /// read and discard until the client closes too.
+    pub fin_sent: bool,
+    /// Already in the reactor's list of connections to flush this turn
+    /// (so a thousand broadcast lines add one entry, not a thousand).
+    pub flush_queued: bool,
 }
 
 impl Conn {
@@ -67,6 +75,17 @@ impl Conn {
             closing: None,
             over_backlog: false,
             registered: Interest::READABLE,
+            counted_ip: false,
+            fin_sent: false,
+            flush_queued: false,
+        }
+    }
+
+    /// Puts the connection on the end-of-turn flush list, once.
+    pub fn queue_flush(&mut self, dirty: &mut Vec<ConnKey>) {
+        if !self.flush_queued {
+            self.flush_queued = true;
+            dirty.push(self.key);
         }
     }
 
@@ -120,9 +139,27 @@ impl Conn {
         }
     }
 
-    /// Ready to be closed now: marked, and nothing owed is left to send.
+    /// Ready to be closed now: marked, and nothing owed is left to send —
+    /// and, at a graceful stop, the client has closed its side too.
     pub fn ready_to_close(&self) -> bool {
-        self.closing.is_some() && self.out.is_empty()
+        match self.closing {
+            None => false,
+            Some(DisconnectReason::Shutdown) => self.out.is_empty() && self.peer_closed,
+            Some(_) => self.out.is_empty(),
+        }
+    }
+
+    /// At a graceful stop, with everything sent: time to send our FIN.
+    pub fn wants_fin(&self) -> bool {
+        self.closing == Some(DisconnectReason::Shutdown) && self.out.is_empty() && !self.fin_sent
+    }
+
+    /// Our FIN is sent and the client's has not come: what it still sends
+    /// is read and dropped, so that closing does not meet unread data (which
+    /// makes the kernel answer with RST, and a RST can destroy replies
+    /// still on their way to the client).
+    pub fn lingering(&self) -> bool {
+        self.fin_sent && !self.peer_closed
     }
 }
 
@@ -132,18 +169,8 @@ pub fn enable_inq(stream: &TcpStream) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let on: libc::c_int = 1;
-        // SAFETY: setsockopt with a pointer to a local int and its size.
         // Failure (an old kernel) only means reads report no queue length.
-        unsafe {
-            libc::setsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_TCP,
-                libc::TCP_INQ,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        let _ = crate::sys::set_int_sockopt(stream.as_raw_fd(), libc::SOL_TCP, libc::TCP_INQ, 1);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = stream;
@@ -221,6 +248,18 @@ impl Chunk {
 /// Queue slots kept by an emptied output queue (see `OutQueue::consume`).
 const KEEP_CHUNKS: usize = 4;
 
+/// What one queued chunk costs beyond its bytes, counted against
+/// `--max-backlog`: the queue entry itself and the allocation behind it
+/// (a `Vec`'s or an `Rc`'s header and the allocator's own bookkeeping).
+/// Without it, a flood of one-byte lines would queue 30 bytes of memory
+/// per byte of backlog and the limit would bound nothing.
+pub const CHUNK_OVERHEAD: usize = 64;
+
+/// An owned chunk grows by appending only up to this size; past it a new
+/// chunk starts. So the front chunk, whose sent prefix cannot be freed
+/// until all of it is sent, never holds more than this much sent data.
+const OWNED_CHUNK_MAX: usize = 16 * 1024;
+
 /// Most slices handed to one `writev` (the kernel's limit is 1024).
 const MAX_IOVECS: usize = 64;
 
@@ -235,18 +274,28 @@ pub struct OutQueue {
 }
 
 impl OutQueue {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// Unsent bytes plus the bookkeeping that holds them: what
+    /// `--max-backlog` limits.
+    pub fn cost(&self) -> usize {
+        self.len + self.chunks.len() * CHUNK_OVERHEAD
+    }
+
     /// Queues a copy of `bytes`, in a buffer from `pool` when a new one is
     /// needed (so steady-state echo does not allocate).
+    ///
+    /// Bytes are appended to the last chunk only while it is small and not
+    /// the half-sent front one: appending to the front would keep its sent
+    /// prefix alive for as long as a slow reader keeps the queue non-empty.
     pub fn push_copy(&mut self, bytes: &[u8], pool: &mut BufPool) {
-        if let Some(Chunk::Owned(last)) = self.chunks.back_mut() {
+        let front_is_back = self.chunks.len() == 1;
+        if let Some(Chunk::Owned(last)) = self.chunks.back_mut()
+            && last.len() + bytes.len() <= OWNED_CHUNK_MAX
+            && !(front_is_back && self.front_sent > 0)
+        {
             last.extend_from_slice(bytes);
         } else {
             let mut buf = pool.take();

@@ -13,13 +13,10 @@
 //! epoll cannot watch (a regular file, `/dev/null`) is read at once, since
 //! reading a file never waits.
 
-use std::io;
-use std::os::fd::AsRawFd;
-
-use mio::unix::SourceFd;
-use mio::{Interest, Registry};
+use mio::Registry;
 
 use super::token;
+use crate::sys::{self, StdinMode};
 
 /// Longest console line kept; the rest of a longer line is dropped.
 const MAX_CONSOLE_LINE: usize = 4096;
@@ -56,10 +53,9 @@ impl Console {
             discarding: false,
             open: true,
         };
-        let fd = io::stdin().as_raw_fd();
-        match registry.register(&mut SourceFd(&fd), token::CONSOLE, Interest::READABLE) {
-            Ok(()) => (console, ConsoleInput::default()),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+        match sys::register_stdin(registry, token::CONSOLE) {
+            StdinMode::Registered => (console, ConsoleInput::default()),
+            StdinMode::AlwaysReady => {
                 // A regular file or /dev/null: always "ready", never blocks.
                 let mut input = ConsoleInput::default();
                 while !input.closed {
@@ -68,7 +64,7 @@ impl Console {
                 console.open = false;
                 (console, input)
             }
-            Err(_) => {
+            StdinMode::Closed => {
                 // Closed or unusable stdin: nothing to watch.
                 console.open = false;
                 (console, ConsoleInput::default())
@@ -80,15 +76,14 @@ impl Console {
     pub fn read_ready(&mut self, registry: &Registry) -> ConsoleInput {
         let mut input = ConsoleInput::default();
         for _ in 0..MAX_READS_PER_EVENT {
-            if input.closed || !stdin_ready() {
+            if input.closed || !sys::stdin_ready() {
                 break;
             }
             self.read_once(&mut input);
         }
-        input.more = !input.closed && stdin_ready();
+        input.more = !input.closed && sys::stdin_ready();
         if input.closed {
-            let fd = io::stdin().as_raw_fd();
-            let _ = registry.deregister(&mut SourceFd(&fd));
+            sys::deregister_stdin(registry);
             self.open = false;
         }
         input
@@ -96,16 +91,14 @@ impl Console {
 
     fn read_once(&mut self, input: &mut ConsoleInput) {
         let mut buf = [0u8; 4096];
-        // SAFETY: reading into a stack buffer of the given length from fd 0.
-        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            return;
-        }
-        if n <= 0 {
-            input.closed = true;
-            return;
-        }
-        for &b in &buf[..n as usize] {
+        let n = match sys::read_stdin(&mut buf) {
+            Ok(0) | Err(_) => {
+                input.closed = true;
+                return;
+            }
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
             if b == b'\n' {
                 if !self.discarding {
                     let line = String::from_utf8_lossy(&self.partial);
@@ -120,16 +113,4 @@ impl Console {
             }
         }
     }
-}
-
-/// Whether a read on stdin would return at once (data or end of input).
-fn stdin_ready() -> bool {
-    let mut pfd = libc::pollfd {
-        fd: 0,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
 }

@@ -12,6 +12,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
+use super::{Reactor, live_mut};
+use crate::event::DisconnectReason;
 use crate::service::ConnKey;
 
 #[derive(Debug, Default)]
@@ -29,11 +31,73 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Replaces every entry with `live`'s (one per open connection). Entries
+    /// of closed connections are otherwise only dropped when they come due,
+    /// which with a 2-hour timeout and short connections is never soon.
+    pub fn rebuild(&mut self, live: impl Iterator<Item = (Instant, ConnKey)>) {
+        let heap: BinaryHeap<_> = live.map(Reverse).collect();
+        self.heap = heap;
+        self.heap.shrink_to_fit();
+    }
+
     /// Removes and returns one entry that is due at `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<ConnKey> {
         match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, k))| k),
             _ => None,
+        }
+    }
+}
+
+impl Reactor {
+    /// Step 4: the deadlines that came due: services' own, then idle
+    /// connections.
+    pub(super) fn fire_timers(&mut self) {
+        self.fire_service_timers();
+        self.fire_idle_timers();
+    }
+
+    /// Services' own deadlines (see `Service::next_deadline`).
+    fn fire_service_timers(&mut self) {
+        for index in 0..self.services.len() {
+            if self.services[index]
+                .next_deadline()
+                .is_some_and(|at| at <= self.now)
+            {
+                self.services[index].on_timer(self.now, &mut self.fx);
+                self.apply_effects();
+            }
+        }
+    }
+
+    /// Closes connections idle for `--idle-timeout`.
+    fn fire_idle_timers(&mut self) {
+        let Some(idle) = self.config.idle_timeout else {
+            return;
+        };
+        if self.timers.len() > 2 * self.conns.len() + 1024 {
+            // Mostly closed connections' entries: keep memory bounded by the
+            // connections that are open.
+            let live = self
+                .conns
+                .iter()
+                .map(|(_, c)| (c.last_active + idle, c.key));
+            self.timers.rebuild(live);
+        }
+        while let Some(key) = self.timers.pop_due(self.now) {
+            let Some(conn) = live_mut(&mut self.conns, key) else {
+                continue;
+            };
+            let due = conn.last_active + idle;
+            if due <= self.now {
+                self.close_later(key, DisconnectReason::Idle);
+            } else {
+                self.timers.schedule(due, key);
+            }
         }
     }
 }
@@ -44,7 +108,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn pops_in_deadline_order_and_only_when_due() {
+    pub(super) fn pops_in_deadline_order_and_only_when_due() {
         let t0 = Instant::now();
         let k = |id| ConnKey { slot: 0, id };
         let mut t = Timers::default();

@@ -77,7 +77,8 @@
 //! Read `names.rs` for the names file, then the tests at the bottom: a room
 //! of three users driven entirely in memory.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -86,8 +87,9 @@ use std::time::Instant;
 use crate::auth::desk::{Finished, Refusal, TokenLogin};
 use crate::auth::{AccountDesk, AuthHow, AuthResult, DeskConfig, Done, JobQueue, SnapshotSink};
 use crate::codec::{Line, LineDecoder};
-use crate::event::{DisconnectReason, Event};
+use crate::event::{DisconnectReason, Event, PauseWhy};
 use crate::names::{NamesFile, check_name};
+use crate::service::rate::{RateLimit, TokenBucket};
 use crate::service::{ConnKey, Effects, Service};
 
 /// What the chat room needs from the command line.
@@ -97,6 +99,8 @@ pub struct ChatConfig {
     pub max_line_bytes: usize,
     /// `--names-file`: where names are remembered by client IP.
     pub names_path: PathBuf,
+    /// `--chat-rate` and `--chat-burst`: lines a user may send.
+    pub rate: RateLimit,
 }
 
 const GREETING: &[u8] = b"* welcome to echochat; what is your name?\n";
@@ -150,6 +154,12 @@ pub struct ChatRoom {
     /// The time of the call being handled (services are given `now`;
     /// the line handlers read it from here).
     now: Instant,
+    /// `--chat-rate` / `--chat-burst`.
+    rate: RateLimit,
+    /// Users not read until their allowance refills, by when it will have.
+    paused: BinaryHeap<Reverse<(Instant, ConnKey)>>,
+    /// Lines handled in the current `on_recv` (what the bucket is charged).
+    lines_this_read: usize,
 }
 
 /// One chat connection.
@@ -161,14 +171,19 @@ struct Member {
     decoder: LineDecoder,
     /// Where the connection is in the protocol.
     stage: Stage,
+    /// Lines this user may still send now (see `rate.rs`).
+    bucket: TokenBucket,
+    /// Not read until `bucket` refills (`pause why=rate`).
+    rate_paused: bool,
 }
 
 #[derive(Debug)]
 enum Stage {
     /// Asked for a name; every line is a candidate.
     Naming,
-    /// Gave registered `name`; the next line is its password.
-    Password { name: Box<str> },
+    /// Gave a registered name (kept by the account desk); the next line
+    /// is its password.
+    Password,
     /// In the room under this name.
     Joined { name: Box<str> },
     /// Left (or is being closed): its input is ignored, nothing is sent.
@@ -197,6 +212,9 @@ impl ChatRoom {
             shutting_down: false,
             desk: None,
             now: Instant::now(),
+            rate: config.rate,
+            paused: BinaryHeap::new(),
+            lines_this_read: 0,
         };
         (room, warnings)
     }
@@ -242,7 +260,7 @@ impl ChatRoom {
         };
         let naming = match member.stage {
             Stage::Left => return,
-            Stage::Naming | Stage::Password { .. } => true,
+            Stage::Naming | Stage::Password => true,
             Stage::Joined { .. } => false,
         };
         if let Some(desk) = self.desk.as_mut()
@@ -262,8 +280,12 @@ impl ChatRoom {
             }
             return;
         }
-        if let Stage::Password { name } = &member.stage {
-            let name = name.clone();
+        if let Stage::Password = member.stage {
+            let name = self
+                .desk
+                .as_mut()
+                .and_then(|d| d.take_asked(key))
+                .unwrap_or_default();
             if let Line::Text(text) = line {
                 self.on_password(key, &name, text, fx);
             } else {
@@ -531,6 +553,30 @@ impl ChatRoom {
 
     /// The user leaves the room now and the connection is closed: nothing
     /// more is queued for it, and its later input is ignored.
+    /// Charges the user's allowance for the lines of one read; overdrawn,
+    /// the user is not read again until it refills (`/nick` and other
+    /// commands count as lines too).
+    fn charge(&mut self, key: ConnKey, now: Instant, fx: &mut Effects) {
+        let lines = std::mem::take(&mut self.lines_this_read);
+        let Some(member) = self.members.get_mut(&key) else {
+            return;
+        };
+        if lines == 0 || member.rate_paused || matches!(member.stage, Stage::Left) {
+            return;
+        }
+        if !member.bucket.spend(lines, self.rate, now) {
+            member.rate_paused = true;
+            fx.pause_reading(key);
+            fx.record(Event::Pause {
+                service: "chat",
+                conn: key.id,
+                why: PauseWhy::Rate,
+            });
+            self.paused
+                .push(Reverse((member.bucket.ready_at(self.rate), key)));
+        }
+    }
+
     fn drop_member(&mut self, key: ConnKey, reason: DisconnectReason, fx: &mut Effects) {
         if matches!(
             self.members.get(&key),
@@ -601,8 +647,11 @@ impl ChatRoom {
             self.refuse_locked(key, name, wait, fx);
             return;
         }
+        if let Some(desk) = self.desk.as_mut() {
+            desk.ask(key, name);
+        }
         if let Some(member) = self.members.get_mut(&key) {
-            member.stage = Stage::Password { name: name.into() };
+            member.stage = Stage::Password;
         }
         self.reply(key, &["* ", name, " is registered; password?"], fx);
     }
@@ -801,7 +850,7 @@ impl ChatRoom {
                 fx.send(key, HASH_FAILED);
                 if matches!(
                     self.members.get(&key).map(|m| &m.stage),
-                    Some(Stage::Password { .. })
+                    Some(Stage::Password)
                 ) {
                     self.ask_name_again(key, fx);
                 }
@@ -821,7 +870,10 @@ impl ChatRoom {
         for line in held {
             self.on_line(key, Line::Text(&line), fx);
         }
-        if !self.desk.as_ref().is_some_and(|d| d.is_waiting(key)) {
+        let rate_paused = self.members.get(&key).is_some_and(|m| m.rate_paused);
+        // Still waiting for another job, or over the chat rate (its timer
+        // resumes it): stay paused.
+        if !rate_paused && !self.desk.as_ref().is_some_and(|d| d.is_waiting(key)) {
             fx.resume_reading(key);
         }
     }
@@ -929,6 +981,8 @@ impl Service for ChatRoom {
                 ip,
                 decoder: LineDecoder::new(self.max_line_bytes),
                 stage: Stage::Naming,
+                bucket: TokenBucket::new(self.rate, now),
+                rate_paused: false,
             },
         );
         // A registered name is never handed out by IP: an IP is not a
@@ -956,9 +1010,59 @@ impl Service for ChatRoom {
         // Lend the decoder out so the line handler may use the whole room;
         // `LineDecoder::new` allocates nothing.
         let mut decoder = std::mem::replace(&mut member.decoder, LineDecoder::new(0));
-        decoder.feed(bytes, |line| self.on_line(key, line, fx));
+        self.lines_this_read = 0;
+        decoder.feed(bytes, |line| {
+            self.lines_this_read += 1;
+            self.on_line(key, line, fx);
+        });
         if let Some(member) = self.members.get_mut(&key) {
             member.decoder = decoder;
+        }
+        self.charge(key, now, fx);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let refill = self.paused.peek().map(|Reverse((at, _))| *at);
+        // Changed account files are handed to the writer at most once a
+        // second, from here: never per login, never on the hot path.
+        let save = self.desk.as_ref().and_then(AccountDesk::next_flush);
+        match (refill, save) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Resumes reading the users whose allowance has refilled, and hands
+    /// changed account files to the writer.
+    fn on_timer(&mut self, now: Instant, fx: &mut Effects) {
+        if let Some(desk) = self.desk.as_mut()
+            && desk.next_flush().is_some_and(|at| at <= now)
+        {
+            desk.flush(now);
+        }
+        while let Some(Reverse((at, key))) = self.paused.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.paused.pop();
+            let Some(member) = self.members.get_mut(&key) else {
+                continue; // gone meanwhile
+            };
+            if member.bucket.spend(0, self.rate, now) {
+                member.rate_paused = false;
+                // A password still on the worker keeps reading paused;
+                // its answer resumes it (`resume_after_job`).
+                if !self.desk.as_ref().is_some_and(|d| d.is_waiting(key)) {
+                    fx.resume_reading(key);
+                }
+                fx.record(Event::Resume {
+                    service: "chat",
+                    conn: key.id,
+                });
+            } else {
+                let at = member.bucket.ready_at(self.rate);
+                self.paused.push(Reverse((at, key)));
+            }
         }
     }
 
@@ -990,15 +1094,16 @@ impl Service for ChatRoom {
         }
     }
 
-    fn on_job_done(&mut self, done: Done, now: Instant, fx: &mut Effects) {
-        self.now = now;
-        self.job_done(done, fx);
-    }
-
-    fn on_tick(&mut self, now: Instant, _fx: &mut Effects) {
+    fn on_stop(&mut self, now: Instant) {
+        // The last changes may be younger than a second: write them now.
         if let Some(desk) = self.desk.as_mut() {
             desk.flush(now);
         }
+    }
+
+    fn on_job_done(&mut self, done: Done, now: Instant, fx: &mut Effects) {
+        self.now = now;
+        self.job_done(done, fx);
     }
 
     fn on_console_line(&mut self, line: &str, fx: &mut Effects) {
@@ -1061,6 +1166,10 @@ mod tests {
             let (chat, warnings) = ChatRoom::new(ChatConfig {
                 max_line_bytes,
                 names_path: names_path.to_path_buf(),
+                rate: RateLimit {
+                    per_second: 1e9,
+                    burst: 1e9,
+                },
             });
             let room = Room {
                 chat,

@@ -24,6 +24,7 @@ use crate::event::{DisconnectReason, Event};
 
 pub mod chat;
 pub mod echo;
+pub mod rate;
 
 /// Names one connection: `slot` is the slab key (reused after a close) and
 /// `id` is the log's `conn` (never reused). The reactor checks both before
@@ -220,13 +221,25 @@ pub trait Service {
     /// A graceful stop began: say goodbye while output can still be sent.
     fn on_shutdown(&mut self, _fx: &mut Effects) {}
 
+    /// The earliest time this service wants [`Service::on_timer`] called
+    /// (a paused user's allowance refills, a UDP member expires). The
+    /// reactor sleeps no longer than that. Asked once per turn, so it must
+    /// be cheap: keep a heap or a sorted queue, not a scan.
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The deadline from [`Service::next_deadline`] has come (it may be
+    /// called early or late; act on what is due at `now`).
+    fn on_timer(&mut self, _now: Instant, _fx: &mut Effects) {}
+
     /// The answer to a job this service sent to the worker thread
     /// (`auth/worker.rs`). The reactor calls it only while `done.key` is
     /// still a live connection of this service: an answer for a closed
     /// connection is dropped like any stale effect.
     fn on_job_done(&mut self, _done: Done, _now: Instant, _fx: &mut Effects) {}
 
-    /// Called about once a second: periodic chores that must not run per
-    /// message (handing changed files to the background writer).
-    fn on_tick(&mut self, _now: Instant, _fx: &mut Effects) {}
+    /// The loop has ended: hand over what must survive the process (chat's
+    /// account files go to the writer thread, which the shell then joins).
+    fn on_stop(&mut self, _now: Instant) {}
 }

@@ -69,6 +69,10 @@ const A: &str = "10.0.0.1";
 const B: &str = "10.0.0.2";
 const C: &str = "10.0.0.3";
 const PASSWORD: &str = "correct-horse";
+const NO_RATE_LIMIT: RateLimit = RateLimit {
+    per_second: 1e9,
+    burst: 1e9,
+};
 
 impl Room {
     fn new() -> Room {
@@ -76,6 +80,7 @@ impl Room {
         let (mut chat, warnings) = ChatRoom::new(ChatConfig {
             max_line_bytes: 4096,
             names_path: dir.path().join("names.tsv"),
+            rate: NO_RATE_LIMIT,
         });
         assert!(warnings.is_empty());
         let queue = Queue::default();
@@ -605,7 +610,9 @@ fn an_answer_for_a_closed_connection_is_dropped() {
 fn files_go_to_the_writer_on_tick_and_hold_no_secret() {
     let mut r = Room::new();
     let (a, token) = r.registered_alice();
-    r.chat.on_tick(r.now, &mut r.fx);
+    // Due at once (nothing was written in the last second).
+    assert!(r.chat.next_deadline().is_some_and(|at| at <= r.now));
+    r.chat.on_timer(r.now, &mut r.fx);
     let saved = r.sink.saved.borrow_mut().drain(..).collect::<Vec<_>>();
     assert_eq!(saved.len(), 2, "accounts and sessions");
     let accounts = String::from_utf8(saved[0].1.clone()).unwrap();
@@ -615,11 +622,19 @@ fn files_go_to_the_writer_on_tick_and_hold_no_secret() {
     assert!(saved[1].0.ends_with("sessions.tsv"));
     assert!(!sessions.contains(&token), "only the token's hash is kept");
     assert!(sessions.ends_with("\talice\n"));
-    // Nothing changed: nothing to write.
-    r.chat.on_tick(r.now, &mut r.fx);
+    // Nothing changed: nothing to write, no deadline.
+    assert_eq!(r.chat.next_deadline(), None);
+    r.chat.on_timer(r.now, &mut r.fx);
     assert!(r.sink.saved.borrow().is_empty());
+    // A change within the second waits for the second to pass.
+    r.send(a, b"/logout\n");
+    assert_eq!(r.chat.next_deadline(), Some(r.now + Duration::from_secs(1)));
+    r.now += Duration::from_secs(1);
+    r.chat.on_timer(r.now, &mut r.fx);
+    assert_eq!(r.sink.saved.borrow().len(), 1, "sessions only");
+    r.sink.saved.borrow_mut().clear();
     // No event line carries a password or a token.
-    r.send(a, b"/passwd wrong-old another-pass\n/logout\n");
+    r.send(a, b"/passwd wrong-old another-pass\n");
     r.run_jobs();
     for event in &r.events {
         let line = event.logfmt().to_string();
@@ -635,6 +650,7 @@ fn without_accounts_the_commands_say_so() {
     let (mut chat, _) = ChatRoom::new(ChatConfig {
         max_line_bytes: 4096,
         names_path: dir.path().join("names.tsv"),
+        rate: NO_RATE_LIMIT,
     });
     let mut fx = Effects::new();
     let key = ConnKey { slot: 0, id: 1 };

@@ -1,0 +1,213 @@
+//! The shell of `echochat serve`: every side effect of starting and
+//! stopping, kept out of the loop.
+//!
+//! Like `quinn` around `quinn-proto`, or mini-redis's `server::run(listener,
+//! shutdown)`, the reactor (`reactor/`) is handed what it needs — a
+//! [`Config`], bound listeners and services — and does not know the command
+//! line. This file does the rest, in order: set up logging, log `start`,
+//! fit `--max-clients` to the descriptor limit, build the services, bind
+//! each to the first free port of its range (`listen.rs`), announce the
+//! listening addresses, run the loop, and log `stop`.
+//!
+//! Adding a service is a new module in `service/` and one entry in
+//! [`services`].
+
+pub mod listen;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::auth::DeskConfig;
+use crate::auth::desk::unix_ms_now;
+use crate::auth::hasher::Argon2Hasher;
+use crate::auth::worker::Worker;
+
+use crate::cli::{PortRange, ServeArgs};
+use crate::event::{self, Event, StopReason};
+use crate::logging::{self, LogConfig, RotatePolicy};
+use crate::reactor::{Config, Listening, Reactor};
+use crate::service::Service;
+use crate::service::chat::{ChatConfig, ChatRoom};
+use crate::service::echo::EchoService;
+use crate::service::rate::RateLimit;
+use crate::sys;
+
+/// Descriptors kept free beyond `--max-clients`: stdio, epoll, the signal
+/// pipe, listeners, the log file, the names file being rewritten, and a few
+/// refused connections (each needs a descriptor until it is told "full").
+/// A burst of refusals larger than that spare meets `EMFILE`, which pauses
+/// accepting until the refused sockets are closed at the end of the turn.
+const RESERVED_FDS: u64 = 16;
+
+/// Why `serve` stopped with an error.
+#[derive(Debug)]
+pub enum Error {
+    Logging(logging::Error),
+    Listen(listen::Error),
+    Poll(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Logging(e) => e.fmt(f),
+            Error::Listen(e) => e.fmt(f),
+            Error::Poll(e) => write!(f, "the event loop failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Runs `echochat serve` until it is stopped (by a signal or `exit` on the
+/// console). Returns after `stop` was logged. Option values were checked
+/// by clap already (`cli.rs`), so a bad one never gets here.
+///
+/// # Errors
+/// An unwritable log directory, a range with no free port, or a failing
+/// `poll`.
+pub fn serve(args: &ServeArgs) -> Result<(), Error> {
+    let log = logging::init(&log_config(args)).map_err(Error::Logging)?;
+    let started = Instant::now();
+    event::record(&Event::Start {
+        version: env!("CARGO_PKG_VERSION"),
+        pid: std::process::id(),
+    });
+    let result = run(args);
+    let reason = match &result {
+        Ok(reason) => *reason,
+        Err(_) => StopReason::Error,
+    };
+    event::record(&Event::Stop {
+        reason,
+        uptime: started.elapsed(),
+    });
+    log.flush();
+    result.map(|_| ())
+}
+
+/// Builds, binds and runs the reactor; returns why it stopped.
+fn run(args: &ServeArgs) -> Result<StopReason, Error> {
+    let config = Config {
+        max_clients: fit_descriptor_limit(args.max_clients),
+        max_per_ip: (args.max_per_ip > 0).then_some(args.max_per_ip),
+        idle_timeout: args.idle_timeout.non_zero(),
+        read_chunk: args.read_chunk.as_usize(),
+        max_backlog: args.max_backlog.as_usize(),
+        shutdown_grace: args.shutdown_grace.0,
+    };
+    // The password-hashing thread (chat accounts): its queues exist now,
+    // for the room; its thread starts once the loop's `Poll` can be woken.
+    let worker = (!args.no_chat).then(|| Worker::new(Box::new(Argon2Hasher::new())));
+    let (services, ranges): (Vec<_>, Vec<_>) = services(args, worker.as_ref()).into_iter().unzip();
+    let mut listeners = Vec::with_capacity(services.len());
+    for (index, (service, range)) in services.iter().zip(&ranges).enumerate() {
+        let socket = listen::bind_range(service.name(), args.host, *range, args.listen_backlog)
+            .map_err(Error::Listen)?;
+        listeners.push(Listening {
+            socket,
+            service: index,
+        });
+    }
+    let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
+    let mut reactor = Reactor::new(config, listeners, services).map_err(Error::Poll)?;
+    if let Some(worker) = worker {
+        reactor.attach_worker(worker).map_err(Error::Poll)?;
+    }
+    for (index, name) in names.into_iter().enumerate() {
+        if let Some(addr) = reactor.listener_addr(index) {
+            announce(name, addr);
+        }
+    }
+    let result = reactor.run().map_err(Error::Poll);
+    reactor.finish();
+    result
+}
+
+/// The services this run serves, each with the port range it binds.
+fn services(args: &ServeArgs, worker: Option<&Worker>) -> Vec<(Box<dyn Service>, PortRange)> {
+    let mut services: Vec<(Box<dyn Service>, PortRange)> = Vec::new();
+    if !args.no_echo {
+        services.push((Box::new(EchoService::new(&args.exit_word)), args.echo_ports));
+    }
+    if !args.no_chat {
+        let (mut chat, warnings) = ChatRoom::new(ChatConfig {
+            max_line_bytes: args.max_line.as_usize(),
+            names_path: args.names_path(),
+            rate: RateLimit {
+                per_second: f64::from(args.chat_rate),
+                burst: f64::from(args.chat_burst),
+            },
+        });
+        for warning in &warnings {
+            event::record(warning);
+        }
+        if let Some(worker) = worker {
+            let warnings = chat.enable_accounts(
+                DeskConfig {
+                    accounts_path: args.accounts_path(),
+                    session_ttl: args.session_ttl.0,
+                },
+                Box::new(worker.queue()),
+                Box::new(worker.saver()),
+                (Instant::now(), unix_ms_now()),
+            );
+            for warning in &warnings {
+                event::record(warning);
+            }
+        }
+        services.push((Box::new(chat), args.chat_ports));
+    }
+    services
+}
+
+/// Logs `listen` and prints `NAME listening on ADDR`: the program's
+/// output, not a log line, so it is printed at any console level. A closed
+/// stdout (`| head`) must not panic the server, as `println!` would: the
+/// line is best effort.
+fn announce(service: &'static str, addr: SocketAddr) {
+    event::record(&Event::Listen { service, addr });
+    let _ = writeln!(io::stdout(), "{service} listening on {addr}");
+}
+
+fn log_config(args: &ServeArgs) -> LogConfig {
+    LogConfig {
+        dir: args.log_dir.clone(),
+        file_name: args.log_file.clone(),
+        policy: RotatePolicy {
+            // `--log-max-size 0`: never rotate by size.
+            max_size: match args.log_max_size.bytes() {
+                0 => u64::MAX,
+                n => n,
+            },
+            keep: args.log_keep,
+            every: args.log_rotate_every.and_then(|d| d.non_zero()),
+        },
+        file_level: args.log_level.to_filter(),
+        console_level: args.effective_console_level().to_filter(),
+        explain: args.explain,
+    }
+}
+
+/// Compares `--max-clients` with the descriptor limit, raising the soft
+/// limit to the hard one first. Every connection is a descriptor, so a
+/// limit that does not fit would surface as `EMFILE` at the worst time.
+fn fit_descriptor_limit(max_clients: usize) -> usize {
+    let nofile = sys::raise_nofile_limit().now;
+    if nofile == 0 {
+        return max_clients; // unknown limit: nothing to compare with
+    }
+    let fits = usize::try_from(nofile.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+    if max_clients > fits {
+        let lowered = fits.max(1);
+        event::record(&Event::Limit {
+            requested: max_clients,
+            max_clients: lowered,
+            nofile,
+        });
+        return lowered;
+    }
+    max_clients
+}
