@@ -15,9 +15,11 @@
 //!
 //! Jobs go out through a [`JobQueue`]; their answers come back through
 //! [`AccountDesk::finish`]. A connection with a job out is *waiting*: the
-//! room pauses reading it, and holds the few lines that were already read
-//! (see [`AccountDesk::hold`]), so what a user typed after a password is
-//! handled after the answer, in order.
+//! lines it types meanwhile are held (see [`AccountDesk::hold`]) and
+//! handled after the answer, in order. It is still read, so a FIN or a
+//! reset closes it at once and the answer, when it comes, finds nothing;
+//! only a connection that types more than [`HOLD_PAUSE_BYTES`] while
+//! waiting is paused, so TCP holds the rest instead of memory.
 //!
 //! Changes to accounts or sessions mark the desk dirty; the room's
 //! periodic tick takes [`AccountDesk::take_snapshot`] and hands the bytes to
@@ -37,10 +39,12 @@ use crate::service::ConnKey;
 
 /// Shortest password `/register` and `/passwd` accept, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
-/// Bytes of typed lines held for one connection while its job is out.
-/// Reading is paused at once, so only the rest of one read can arrive;
-/// this bound is a backstop.
-const MAX_HELD_BYTES: usize = 64 * 1024;
+/// Bytes of lines held for one waiting connection past which the room
+/// pauses reading it (backpressure: the rest waits in TCP buffers).
+pub const HOLD_PAUSE_BYTES: usize = 16 * 1024;
+/// A backstop: once paused, only the rest of the current read can arrive,
+/// so this is never reached by a client the reactor reads in chunks.
+const MAX_HELD_BYTES: usize = 1 << 20;
 
 /// What the desk is configured with.
 #[derive(Debug, Clone)]
@@ -87,6 +91,20 @@ struct ConnAccount {
     /// Lines read while the job was out, replayed after the answer.
     held: Vec<Box<str>>,
     held_bytes: usize,
+    /// The room paused reading because `held` grew past
+    /// [`HOLD_PAUSE_BYTES`]; it resumes once the answer is in.
+    held_paused: bool,
+}
+
+/// What [`AccountDesk::hold`] did with a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    Kept,
+    /// Kept, and the held lines just passed [`HOLD_PAUSE_BYTES`]: pause
+    /// reading this connection.
+    KeptPause,
+    /// Dropped (the backstop bound).
+    Dropped,
 }
 
 /// Why a password was refused before any hashing.
@@ -381,29 +399,48 @@ impl AccountDesk {
         self.conns.get(&conn).is_some_and(|c| c.pending.is_some())
     }
 
-    /// Holds a line `conn` typed while its job is out. Returns `false` if
-    /// the line was dropped (past the backstop bound).
-    pub fn hold(&mut self, conn: ConnKey, line: &str) -> bool {
+    /// Holds a line `conn` typed while its job is out.
+    pub fn hold(&mut self, conn: ConnKey, line: &str) -> Hold {
         let Some(c) = self.conns.get_mut(&conn) else {
-            return false;
+            return Hold::Dropped;
         };
         if c.held_bytes + line.len() > MAX_HELD_BYTES {
-            return false;
+            return Hold::Dropped;
         }
-        c.held_bytes += line.len();
+        c.held_bytes += line.len() + 1;
         c.held.push(line.into());
-        true
+        if c.held_bytes > HOLD_PAUSE_BYTES && !c.held_paused {
+            c.held_paused = true;
+            return Hold::KeptPause;
+        }
+        Hold::Kept
     }
 
-    /// The lines held for `conn`, in order, to handle now.
-    pub fn take_held(&mut self, conn: ConnKey) -> Vec<Box<str>> {
+    /// The lines held for `conn`, in order, to handle now, and whether
+    /// holding them had paused its reading.
+    pub fn take_held(&mut self, conn: ConnKey) -> (Vec<Box<str>>, bool) {
         match self.conns.get_mut(&conn) {
             Some(c) => {
                 c.held_bytes = 0;
-                std::mem::take(&mut c.held)
+                let paused = std::mem::take(&mut c.held_paused);
+                (std::mem::take(&mut c.held), paused)
             }
-            None => Vec::new(),
+            None => (Vec::new(), false),
         }
+    }
+
+    /// Reading of `conn` stays paused for its next job (a replayed line
+    /// started one while the connection was paused for holding).
+    pub fn keep_paused(&mut self, conn: ConnKey) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.held_paused = true;
+        }
+    }
+
+    /// Whether the room paused `conn` for holding lines (its resume is
+    /// the answer's business, not the rate limiter's).
+    pub fn is_held_paused(&self, conn: ConnKey) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.held_paused)
     }
 
     /// Applies a job's answer. `None` when it is stale: the connection
@@ -824,11 +861,20 @@ mod tests {
     fn held_lines_are_bounded_and_kept_in_order() {
         let (mut d, q, _now) = desk();
         d.start_register(A, "alice", "password1").unwrap();
-        assert!(d.hold(A, "one"));
-        assert!(d.hold(A, "two"));
+        assert_eq!(d.hold(A, "one"), Hold::Kept);
+        assert_eq!(d.hold(A, "two"), Hold::Kept);
+        let line = "x".repeat(HOLD_PAUSE_BYTES / 2);
+        assert_eq!(d.hold(A, &line), Hold::Kept);
+        assert_eq!(d.hold(A, &line), Hold::KeptPause, "once, when passing");
+        assert_eq!(d.hold(A, "three"), Hold::Kept);
+        assert!(d.is_held_paused(A));
         let big = "x".repeat(MAX_HELD_BYTES);
-        assert!(!d.hold(A, &big));
-        assert_eq!(d.take_held(A), vec!["one".into(), "two".into()]);
+        assert_eq!(d.hold(A, &big), Hold::Dropped);
+        let (held, paused) = d.take_held(A);
+        assert_eq!(held.len(), 5);
+        assert_eq!((&*held[0], &*held[4]), ("one", "three"));
+        assert!(paused);
+        assert!(!d.is_held_paused(A));
         drop(q);
     }
 

@@ -22,9 +22,9 @@
 //! 8. Accounts ("Accounts (chat)"): `/register`, the password prompt for
 //!    registered names, `/token`, `/passwd`, `/logout`. The rules of what
 //!    is true live in `auth/desk.rs`; this file says it on the wire. A
-//!    password goes to the worker thread as a job, and the connection's
-//!    reading pauses until [`Service::on_job_done`] brings the answer (see
-//!    "Accounts" below).
+//!    password goes to the worker thread as a job, and what the user types
+//!    meanwhile waits until [`Service::on_job_done`] brings the answer
+//!    (see "Accounts" below).
 //!
 //! Choices where the contract is silent:
 //! - **Names** may use letters of any script (`Олена`), ASCII digits, `_`
@@ -64,9 +64,10 @@
 //! - **Passwords** are the rest of the line, blanks around it trimmed (the
 //!   same at `/register`, at the prompt and in `/passwd`'s NEW). A lone
 //!   `exit` at the password prompt disconnects, as at the name prompt.
-//! - **While a hash is computed** for a connection, its reading is paused
-//!   (TCP holds what it types next), and the few lines already read are
-//!   held and handled after the answer, in order.
+//! - **While a hash is computed** for a connection, the lines it types are
+//!   held and handled after the answer, in order. It is still read, so a
+//!   user who leaves meanwhile is closed at once and the answer dropped;
+//!   past 16 KiB of held lines its reading pauses (TCP holds the rest).
 //! - **A token login** (`/token`) sends `* hello, NAME` only: the client
 //!   already holds its token. `/passwd` ends every token of the account
 //!   and gives the connection a fresh one (`* token TOKEN` after
@@ -84,7 +85,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::auth::desk::{Finished, Refusal, TokenLogin};
+use crate::auth::desk::{Finished, Hold, Refusal, TokenLogin};
 use crate::auth::{AccountDesk, AuthHow, AuthResult, DeskConfig, Done, JobQueue, SnapshotSink};
 use crate::codec::{Line, LineDecoder};
 use crate::event::{DisconnectReason, Event, PauseWhy};
@@ -269,11 +270,14 @@ impl ChatRoom {
             // A hash for this connection is being computed: keep what it
             // typed meanwhile for after the answer (see `job_done`).
             match line {
-                Line::Text(text) => {
-                    if !desk.hold(key, text) {
+                Line::Text(text) => match desk.hold(key, text) {
+                    Hold::Kept => {}
+                    // Typing a lot while waiting: let TCP hold the rest.
+                    Hold::KeptPause => fx.pause_reading(key),
+                    Hold::Dropped => {
                         fx.send(key, b"! too much typed while waiting; line dropped\n");
                     }
-                }
+                },
                 Line::TooLong | Line::InvalidUtf8(_) => {
                     fx.send(key, b"! line ignored while your password is checked\n");
                 }
@@ -688,7 +692,7 @@ impl ChatRoom {
         };
         let password = text.trim_matches(is_blank);
         match desk.start_login(key, member.ip, name, password, self.now) {
-            Ok(()) => fx.pause_reading(key),
+            Ok(()) => {}
             Err(Refusal::Locked(wait)) => self.refuse_locked(key, name, wait, fx),
             Err(_) => {
                 fx.send(key, BUSY);
@@ -747,7 +751,7 @@ impl ChatRoom {
             return;
         }
         match desk.start_register(key, &name, password) {
-            Ok(()) => fx.pause_reading(key),
+            Ok(()) => {}
             Err(Refusal::TooShort) => fx.send(key, SHORT_PASSWORD),
             Err(Refusal::AlreadyRegistered) => self.reply(
                 key,
@@ -776,7 +780,7 @@ impl ChatRoom {
             return;
         };
         match desk.start_passwd(key, old, new.trim_matches(is_blank)) {
-            Ok(()) => fx.pause_reading(key),
+            Ok(()) => {}
             Err(Refusal::NotLoggedIn) => fx.send(key, NOT_LOGGED_IN),
             Err(Refusal::TooShort) => fx.send(key, SHORT_PASSWORD),
             Err(_) => fx.send(key, BUSY),
@@ -859,21 +863,28 @@ impl ChatRoom {
         self.resume_after_job(key, fx);
     }
 
-    /// Reading resumes, and the lines held while the job was out are
-    /// handled now, in order (one of them may start another job: the rest
-    /// are held again).
+    /// The lines held while the job was out are handled now, in order
+    /// (one of them may start another job: the rest are held again), and
+    /// reading resumes if holding had paused it.
     fn resume_after_job(&mut self, key: ConnKey, fx: &mut Effects) {
-        let held = match self.desk.as_mut() {
+        let (held, was_paused) = match self.desk.as_mut() {
             Some(desk) => desk.take_held(key),
-            None => Vec::new(),
+            None => (Vec::new(), false),
         };
         for line in held {
             self.on_line(key, Line::Text(&line), fx);
         }
-        let rate_paused = self.members.get(&key).is_some_and(|m| m.rate_paused);
-        // Still waiting for another job, or over the chat rate (its timer
-        // resumes it): stay paused.
-        if !rate_paused && !self.desk.as_ref().is_some_and(|d| d.is_waiting(key)) {
+        if !was_paused {
+            return;
+        }
+        if let Some(desk) = self.desk.as_mut()
+            && desk.is_waiting(key)
+        {
+            desk.keep_paused(key); // the next answer resumes it
+            return;
+        }
+        // Over the chat rate as well: its timer resumes it.
+        if !self.members.get(&key).is_some_and(|m| m.rate_paused) {
             fx.resume_reading(key);
         }
     }
@@ -1050,9 +1061,9 @@ impl Service for ChatRoom {
             };
             if member.bucket.spend(0, self.rate, now) {
                 member.rate_paused = false;
-                // A password still on the worker keeps reading paused;
-                // its answer resumes it (`resume_after_job`).
-                if !self.desk.as_ref().is_some_and(|d| d.is_waiting(key)) {
+                // Paused for lines held during a hash as well: the
+                // answer resumes it (`resume_after_job`).
+                if !self.desk.as_ref().is_some_and(|d| d.is_held_paused(key)) {
                     fx.resume_reading(key);
                 }
                 fx.record(Event::Resume {
