@@ -94,6 +94,8 @@ struct ConnAccount {
     /// The room paused reading because `held` grew past
     /// [`HOLD_PAUSE_BYTES`]; it resumes once the answer is in.
     held_paused: bool,
+    /// The client's FIN came while the job was out: close after it.
+    held_eof: bool,
 }
 
 /// What [`AccountDesk::hold`] did with a line.
@@ -427,6 +429,21 @@ impl AccountDesk {
             }
             None => (Vec::new(), false),
         }
+    }
+
+    /// The client sent FIN while its job is out: the room closes it once
+    /// the answer is handled.
+    pub fn hold_eof(&mut self, conn: ConnKey) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.held_eof = true;
+        }
+    }
+
+    /// Whether a FIN was held for `conn` (once).
+    pub fn take_eof(&mut self, conn: ConnKey) -> bool {
+        self.conns
+            .get_mut(&conn)
+            .is_some_and(|c| std::mem::take(&mut c.held_eof))
     }
 
     /// Reading of `conn` stays paused for its next job (a replayed line

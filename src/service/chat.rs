@@ -66,8 +66,10 @@
 //!   `exit` at the password prompt disconnects, as at the name prompt.
 //! - **While a hash is computed** for a connection, the lines it types are
 //!   held and handled after the answer, in order. It is still read, so a
-//!   user who leaves meanwhile is closed at once and the answer dropped;
-//!   past 16 KiB of held lines its reading pauses (TCP holds the rest).
+//!   client that resets meanwhile is closed at once and the answer
+//!   dropped; past 16 KiB of held lines its reading pauses (TCP holds the
+//!   rest). A FIN is a half-close: it waits behind the answer, which the
+//!   client may still read (`printf 'bob\n/register pw\n' | nc` works).
 //! - **A token login** (`/token`) sends `* hello, NAME` only: the client
 //!   already holds its token. `/passwd` ends every token of the account
 //!   and gives the connection a fresh one (`* token TOKEN` after
@@ -874,6 +876,16 @@ impl ChatRoom {
         for line in held {
             self.on_line(key, Line::Text(&line), fx);
         }
+        if let Some(desk) = self.desk.as_mut()
+            && desk.take_eof(key)
+        {
+            if desk.is_waiting(key) {
+                desk.hold_eof(key); // after the next answer, then
+            } else {
+                self.drop_member(key, DisconnectReason::Eof, fx);
+                return;
+            }
+        }
         if !was_paused {
             return;
         }
@@ -1084,6 +1096,17 @@ impl Service for ChatRoom {
         };
         let mut decoder = std::mem::replace(&mut member.decoder, LineDecoder::new(0));
         decoder.finish(|line| self.on_line(key, line, fx));
+        if let Some(desk) = self.desk.as_mut()
+            && desk.is_waiting(key)
+        {
+            // FIN is a half-close: the client may still read, and the
+            // answer to its password or `/register` is owed (as echo owes
+            // what it read). Close after the answer (`resume_after_job`).
+            // A client that is really gone resets instead, and the
+            // reactor closes it at once; the answer is then dropped.
+            desk.hold_eof(key);
+            return;
+        }
         self.drop_member(key, DisconnectReason::Eof, fx);
     }
 

@@ -601,16 +601,31 @@ fn typing_a_lot_while_hashing_pauses_reading_until_the_answer() {
 }
 
 #[test]
-fn leaving_while_hashing_closes_at_once() {
+fn a_fin_while_hashing_waits_for_the_answer() {
+    let mut r = Room::new();
+    let a = r.join(A, "alice");
+    // A script: register, then end of input (FIN) at once.
+    r.send(a, format!("/register {PASSWORD}\n/who").as_bytes());
+    r.chat.on_eof(a, r.now, &mut r.fx);
+    r.pump();
+    assert!(r.closed.is_empty(), "the answer is still owed");
+    r.run_jobs();
+    let out = r.lines(a);
+    assert_eq!(out[0], "* alice is registered");
+    token_of(&out[1]);
+    assert_eq!(out[2], "* online: alice", "the unterminated last line too");
+    assert_eq!(r.closed, vec![(a, DisconnectReason::Eof)]);
+}
+
+#[test]
+fn a_reset_while_hashing_drops_the_answer() {
     let mut r = Room::new();
     let (a, _) = r.registered_alice();
     r.send(a, b"/quit\n");
     let c = r.connect(C);
     r.send(c, format!("alice\n{PASSWORD}\n").as_bytes());
-    // The client's FIN is read while the hash is computed.
-    r.chat.on_eof(c, r.now, &mut r.fx);
-    r.pump();
-    assert_eq!(r.closed.last(), Some(&(c, DisconnectReason::Eof)));
+    // The reactor reads ECONNRESET while the hash is computed.
+    r.drop_conn(c);
     // The answer comes for a closed connection: the reactor drops it.
     assert_eq!(r.run_jobs(), 1);
     assert!(r.auths().is_empty());
