@@ -129,6 +129,10 @@ pub struct ServeArgs {
     /// Chat's memory of names by client IP [default: names.tsv in the log dir].
     #[arg(long, value_name = "PATH")]
     pub names_file: Option<PathBuf>,
+    /// IPs the names file remembers; the least recently seen are forgotten first.
+    #[arg(long, default_value_t = 10_000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub names_max: u32,
     /// Registered chat names and their password hashes [default: accounts.tsv in the log dir].
     #[arg(long, value_name = "PATH")]
     pub accounts_file: Option<PathBuf>,

@@ -40,6 +40,12 @@ pub enum DisconnectReason {
     Full,
     /// The server is stopping.
     Shutdown,
+    /// The teacher removed the user (`/kick` on the console).
+    Kicked,
+    /// A framed-echo length over `--max-frame`.
+    BadFrame,
+    /// The server finished an HTTP exchange (no keep-alive).
+    Done,
     /// Any other socket error.
     Error,
 }
@@ -54,6 +60,9 @@ impl DisconnectReason {
             DisconnectReason::Backlog => "backlog",
             DisconnectReason::Full => "full",
             DisconnectReason::Shutdown => "shutdown",
+            DisconnectReason::Kicked => "kicked",
+            DisconnectReason::BadFrame => "bad-frame",
+            DisconnectReason::Done => "done",
             DisconnectReason::Error => "error",
         }
     }
@@ -67,6 +76,9 @@ impl DisconnectReason {
             DisconnectReason::Eof
                 | DisconnectReason::Exit
                 | DisconnectReason::Full
+                | DisconnectReason::Idle
+                | DisconnectReason::Kicked
+                | DisconnectReason::Done
                 | DisconnectReason::Shutdown
         )
     }
@@ -92,6 +104,11 @@ impl DisconnectReason {
                 "the server already holds --max-clients connections, so this one was told so and closed"
             }
             DisconnectReason::Shutdown => "the server is stopping, so it closed this connection",
+            DisconnectReason::Kicked => "the teacher removed this user from the console",
+            DisconnectReason::BadFrame => {
+                "the frame header announced more than --max-frame bytes, so the server closed before reading them"
+            }
+            DisconnectReason::Done => "the HTTP answer was sent and the exchange is over",
             DisconnectReason::Error => "the socket reported an error, so the server closed it",
         }
     }

@@ -20,10 +20,15 @@
 //!    generator.
 //! 6. `sys.rs` — the few raw system calls (stdin readiness, the descriptor
 //!    limit, socket options), each written once.
-//! 7. `auth/` — chat accounts, and the one other thread: why password
+//! 7. `names.rs` and `text.rs` — which names and which characters may
+//!    reach other users (Unicode's own security advice, UTS #39);
+//!    `names/store.rs` keeps names by IP in memory, and `persist.rs` saves
+//!    such state on a thread of its own, so no client makes the loop wait
+//!    on the disk.
+//! 8. `auth/` — chat accounts, and the one other thread: why password
 //!    hashing must leave the reactor, and how its answers come back
 //!    (`auth/worker.rs`).
-//! 8. `client/` and `load/` — the same ideas seen from the client side.
+//! 9. `client/` and `load/` — the same ideas seen from the client side.
 //!
 //! `main.rs` only parses the command line and calls into this library, so
 //! tests and benchmarks run exactly what users run.
@@ -36,7 +41,9 @@ pub mod event;
 pub mod load;
 pub mod logging;
 pub mod names;
+pub mod persist;
 pub mod reactor;
 pub mod serve;
 pub mod service;
 pub mod sys;
+pub mod text;

@@ -10,8 +10,9 @@
 //! as the steps of that loop; the state they work on follows. The steps
 //! live one per file: `accept.rs` (new connections), `read.rs` (bytes in,
 //! fed to the service), `effects.rs` (what the service answered), `flush.rs`
-//! (bytes out, and closing), `timers.rs` (idle timeouts), `stop.rs`
-//! (signals, the console, a graceful stop), `worker.rs` (answers from the
+//! (bytes out, and closing), `timers.rs` (deadlines), `save.rs` (handing
+//! state to the thread that writes files), `stop.rs` (signals, the
+//! console, a graceful stop), `worker.rs` (answers from the
 //! password-hashing thread). `conn.rs` is one connection's
 //! state. The protocols are not here: a connection's bytes go to its
 //! [`Service`] (`service/`), which answers with effects the reactor applies.
@@ -24,6 +25,7 @@ mod control;
 mod effects;
 mod flush;
 mod read;
+mod save;
 mod stop;
 mod timers;
 mod token;
@@ -84,6 +86,7 @@ impl Reactor {
         self.events = events;
         self.retry_cut_short_work();
         self.fire_timers();
+        self.save_snapshots();
         self.flush_and_close();
         Ok(())
     }
@@ -99,11 +102,15 @@ impl Reactor {
             _ => None,
         };
         let services = self.services.iter().filter_map(|s| s.next_deadline());
-        let next = [self.timers.next_deadline(), drain_deadline]
-            .into_iter()
-            .flatten()
-            .chain(services)
-            .min();
+        let next = [
+            self.timers.next_deadline(),
+            drain_deadline,
+            self.save_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(services)
+        .min();
         next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
@@ -227,6 +234,10 @@ pub struct Reactor {
     accept_paused: bool,
     /// Open connections per client address, kept only with `--max-per-ip`.
     per_ip: HashMap<IpAddr, u32>,
+    /// Services whose snapshots are saved off this thread (`save.rs`).
+    savers: Vec<save::Persist>,
+    /// No snapshot is taken before this (at most one a second).
+    next_save: Instant,
     /// The password-hashing thread, when chat has accounts
     /// (`attach_worker`); its `Waker` is registered as `token::WORKER`.
     worker: Option<crate::auth::worker::Worker>,
@@ -286,6 +297,8 @@ impl Reactor {
             again_console: false,
             accept_paused: false,
             per_ip: HashMap::new(),
+            savers: Vec::new(),
+            next_save: Instant::now(),
             worker: None,
         };
         reactor.handle_console_input(early_input);

@@ -27,6 +27,8 @@ use crate::auth::worker::Worker;
 use crate::cli::{PortRange, ServeArgs};
 use crate::event::{self, Event, StopReason};
 use crate::logging::{self, LogConfig, RotatePolicy};
+use crate::names::Names;
+use crate::persist::Saver;
 use crate::reactor::{Config, Listening, Reactor};
 use crate::service::Service;
 use crate::service::chat::{ChatConfig, ChatRoom};
@@ -40,6 +42,8 @@ use crate::sys;
 /// A burst of refusals larger than that spare meets `EMFILE`, which pauses
 /// accepting until the refused sockets are closed at the end of the turn.
 const RESERVED_FDS: u64 = 16;
+/// The `what=` of warnings about the names file.
+const NAMES_FILE: &str = "names-file";
 
 /// Why `serve` stopped with an error.
 #[derive(Debug)]
@@ -101,7 +105,10 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
     // The password-hashing thread (chat accounts): its queues exist now,
     // for the room; its thread starts once the loop's `Poll` can be woken.
     let worker = (!args.no_chat).then(|| Worker::new(Box::new(Argon2Hasher::new())));
-    let (services, ranges): (Vec<_>, Vec<_>) = services(args, worker.as_ref()).into_iter().unzip();
+    let mut names_saver = None;
+    let (services, ranges): (Vec<_>, Vec<_>) = services(args, &mut names_saver, worker.as_ref())
+        .into_iter()
+        .unzip();
     let mut listeners = Vec::with_capacity(services.len());
     for (index, (service, range)) in services.iter().zip(&ranges).enumerate() {
         let socket = listen::bind_range(service.name(), args.host, *range, args.listen_backlog)
@@ -113,6 +120,9 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
     }
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let mut reactor = Reactor::new(config, listeners, services).map_err(Error::Poll)?;
+    if let Some((service, saver)) = names_saver {
+        reactor.persist_with(service, NAMES_FILE, saver);
+    }
     if let Some(worker) = worker {
         reactor.attach_worker(worker).map_err(Error::Poll)?;
     }
@@ -121,29 +131,37 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
             announce(name, addr);
         }
     }
-    let result = reactor.run().map_err(Error::Poll);
+    let stopped = reactor.run().map_err(Error::Poll);
+    reactor.finish_saving();
     reactor.finish();
-    result
+    stopped
 }
 
-/// The services this run serves, each with the port range it binds.
-fn services(args: &ServeArgs, worker: Option<&Worker>) -> Vec<(Box<dyn Service>, PortRange)> {
+/// The services this run serves, each with the port range it binds. A
+/// service whose state is saved to a file comes with its saver thread;
+/// chat's accounts send their hashing to `worker`.
+fn services(
+    args: &ServeArgs,
+    names_saver: &mut Option<(usize, Saver)>,
+    worker: Option<&Worker>,
+) -> Vec<(Box<dyn Service>, PortRange)> {
     let mut services: Vec<(Box<dyn Service>, PortRange)> = Vec::new();
     if !args.no_echo {
         services.push((Box::new(EchoService::new(&args.exit_word)), args.echo_ports));
     }
     if !args.no_chat {
-        let (mut chat, warnings) = ChatRoom::new(ChatConfig {
-            max_line_bytes: args.max_line.as_usize(),
-            names_path: args.names_path(),
-            rate: RateLimit {
-                per_second: f64::from(args.chat_rate),
-                burst: f64::from(args.chat_burst),
+        let (names, saver) = load_names(args);
+        *names_saver = saver.map(|saver| (services.len(), saver));
+        let mut chat = ChatRoom::new(
+            ChatConfig {
+                max_line_bytes: args.max_line.as_usize(),
+                rate: RateLimit {
+                    per_second: f64::from(args.chat_rate),
+                    burst: f64::from(args.chat_burst),
+                },
             },
-        });
-        for warning in &warnings {
-            event::record(warning);
-        }
+            names,
+        );
         if let Some(worker) = worker {
             let warnings = chat.enable_accounts(
                 DeskConfig {
@@ -161,6 +179,35 @@ fn services(args: &ServeArgs, worker: Option<&Worker>) -> Vec<(Box<dyn Service>,
         services.push((Box::new(chat), args.chat_ports));
     }
     services
+}
+
+/// Loads the names file (one warning if it is damaged or unusable) and
+/// starts the thread that saves it, unless the file was left unused (a
+/// FIFO, a device, a file too large: not ours to replace).
+fn load_names(args: &ServeArgs) -> (Names, Option<Saver>) {
+    let path = args.names_path();
+    let (names, warning) = Names::load(&path, args.names_max as usize);
+    let mut save = true;
+    if let Some(warning) = warning {
+        save = !warning.file_unused();
+        event::record(&Event::Warning {
+            what: NAMES_FILE,
+            error: warning.to_string(),
+        });
+    }
+    if !save {
+        return (names, None);
+    }
+    match Saver::spawn(path) {
+        Ok(saver) => (names, Some(saver)),
+        Err(e) => {
+            event::record(&Event::Warning {
+                what: NAMES_FILE,
+                error: format!("cannot start the saver thread: {e}; names are not saved this run"),
+            });
+            (names, None)
+        }
+    }
 }
 
 /// Logs `listen` and prints `NAME listening on ADDR`: the program's

@@ -341,7 +341,19 @@ mod tests {
         let got: Vec<Effect> = fx.drain().collect();
         assert_eq!(
             got,
-            vec![Effect::PauseReading(KEY), Effect::ResumeReading(KEY)]
+            vec![
+                Effect::PauseReading(KEY),
+                Effect::Record(Event::Pause {
+                    service: "echo",
+                    conn: KEY.id,
+                    why: PauseWhy::Backlog,
+                }),
+                Effect::ResumeReading(KEY),
+                Effect::Record(Event::Resume {
+                    service: "echo",
+                    conn: KEY.id,
+                }),
+            ]
         );
     }
 

@@ -17,7 +17,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::auth::Done;
 use crate::event::{DisconnectReason, Event};
@@ -221,6 +221,13 @@ pub trait Service {
     /// A graceful stop began: say goodbye while output can still be sent.
     fn on_shutdown(&mut self, _fx: &mut Effects) {}
 
+    /// The connection has been silent for `--idle-timeout` (`idle`). By
+    /// default it is closed (`reason=idle`); a service may first say why
+    /// (chat's `* disconnected: idle for 2h`), then close it.
+    fn on_idle(&mut self, key: ConnKey, _idle: Duration, fx: &mut Effects) {
+        fx.close(key, DisconnectReason::Idle);
+    }
+
     /// The earliest time this service wants [`Service::on_timer`] called
     /// (a paused user's allowance refills, a UDP member expires). The
     /// reactor sleeps no longer than that. Asked once per turn, so it must
@@ -232,6 +239,19 @@ pub trait Service {
     /// The deadline from [`Service::next_deadline`] has come (it may be
     /// called early or late; act on what is due at `now`).
     fn on_timer(&mut self, _now: Instant, _fx: &mut Effects) {}
+    /// Whether state the service keeps in a file (chat's names) changed
+    /// since the last [`Service::take_snapshot`]. Asked every turn, so it
+    /// must be cheap: a flag.
+    fn snapshot_pending(&self) -> bool {
+        false
+    }
+
+    /// The file's new content, if it changed since the last call. The
+    /// reactor asks at most once a second and hands the bytes to a
+    /// background saver (`persist.rs`): a service never does file IO.
+    fn take_snapshot(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 
     /// The answer to a job this service sent to the worker thread
     /// (`auth/worker.rs`). The reactor calls it only while `done.key` is

@@ -13,7 +13,7 @@ use crate::auth::{Busy, Job};
 use crate::service::Effect;
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The job queue as the room sees it; the test drains it.
@@ -77,12 +77,13 @@ const NO_RATE_LIMIT: RateLimit = RateLimit {
 impl Room {
     fn new() -> Room {
         let dir = tempfile::tempdir().unwrap();
-        let (mut chat, warnings) = ChatRoom::new(ChatConfig {
-            max_line_bytes: 4096,
-            names_path: dir.path().join("names.tsv"),
-            rate: NO_RATE_LIMIT,
-        });
-        assert!(warnings.is_empty());
+        let mut chat = ChatRoom::new(
+            ChatConfig {
+                max_line_bytes: 4096,
+                rate: NO_RATE_LIMIT,
+            },
+            Names::new(100),
+        );
         let queue = Queue::default();
         let sink = Sink::default();
         let now = Instant::now();
@@ -697,12 +698,13 @@ fn files_go_to_the_writer_on_tick_and_hold_no_secret() {
 
 #[test]
 fn without_accounts_the_commands_say_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut chat, _) = ChatRoom::new(ChatConfig {
-        max_line_bytes: 4096,
-        names_path: dir.path().join("names.tsv"),
-        rate: NO_RATE_LIMIT,
-    });
+    let mut chat = ChatRoom::new(
+        ChatConfig {
+            max_line_bytes: 4096,
+            rate: NO_RATE_LIMIT,
+        },
+        Names::new(100),
+    );
     let mut fx = Effects::new();
     let key = ConnKey { slot: 0, id: 1 };
     let peer = SocketAddr::new(A.parse().unwrap(), 1);
