@@ -366,7 +366,7 @@ impl Event {
             ),
             Event::Auth { how, result, .. } => match (how, result) {
                 (AuthHow::Password | AuthHow::Register | AuthHow::Passwd, AuthResult::Ok | AuthResult::Wrong) => {
-                    "the password was hashed on the worker thread (Argon2id, ~26 ms of CPU) while the loop served everyone else; the answer came back through a channel and a Waker".to_string()
+                    "the password was hashed on the worker thread (Argon2id, tens of ms of CPU) while the loop served everyone else; the answer came back through a channel and a Waker".to_string()
                 }
                 (_, AuthResult::Locked) => {
                     "too many wrong passwords for this name from this address: refused without hashing anything".to_string()

@@ -18,7 +18,7 @@
 //! hundred guesses before the first answer comes back.
 //!
 //! Memory is bounded: entries exist only for registered names that had a
-//! wrong password, and at most [`MAX_ENTRIES`] are kept (the oldest
+//! wrong password, and at most `MAX_ENTRIES` are kept (the oldest
 //! unlocked ones are forgotten first).
 
 use std::collections::HashMap;

@@ -10,9 +10,9 @@
 //! The parts, in reading order:
 //!
 //! 1. `hasher.rs` — Argon2id with OWASP's parameters (19 MiB, 2 passes,
-//!    1 lane). One hash costs ~26 ms of CPU in a release build, and that
-//!    one fact shapes everything below.
-//! 2. `worker.rs` — **the one other thread.** 26 ms on the reactor thread
+//!    1 lane). One hash costs tens of milliseconds of CPU, and that one
+//!    fact shapes everything below.
+//! 2. `worker.rs` — **the one other thread.** 40 ms on the reactor thread
 //!    would freeze every user of the server for every login. So the room
 //!    only *asks* for a hash (a [`Job`] tagged with the connection's
 //!    [`ConnKey`]), the worker computes it, and the answer ([`Done`]) comes

@@ -587,16 +587,32 @@ pub fn sessions_path(accounts_path: &Path) -> PathBuf {
 }
 
 /// Replaces `path` with `bytes` atomically: a temporary file in the same
-/// directory (mode 0600), written and `fsync`ed, then renamed over the
-/// target. A reader, or a crash, sees the old file or the new one.
+/// directory, written and `fsync`ed, renamed over the target, then the
+/// directory `fsync`ed. A reader, or a crash, sees the old file or the new
+/// one. This is `persist::write_atomic` with one difference: the file is
+/// created `0600` from the start (it holds password and token hashes, and
+/// a `chmod` after the rename would leave a moment when others could read
+/// it).
 ///
 /// This runs on the worker thread, never the reactor's: the `fsync` may
 /// take milliseconds on a busy disk.
 ///
 /// # Errors
-/// The directory is not writable, the disk is full, or the path has no
-/// file name; the old file is left untouched.
+/// The directory is not writable, the disk is full, the path has no file
+/// name, or something other than a regular file is in its place (not
+/// ours to replace); the old file is left untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file, so not replaced",
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let Some(file_name) = path.file_name() else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -624,7 +640,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         // file under the real name (the rename reached the disk before
         // the data did).
         file.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        // The rename is durable once the directory is; best effort (some
+        // filesystems refuse to fsync a directory).
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Ok(dir) = fs::File::open(dir.unwrap_or(Path::new("."))) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -635,6 +658,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
 
     const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$9QTd0BVBED/R67IaX3FdEA$ljxT5TUWtapGSbpDTbCjp4rY2bdZVyxvGAMrUs6xe0s";
 
@@ -797,6 +821,13 @@ mod tests {
         // A directory that does not exist: an error, nothing written.
         let missing = dir.path().join("nope").join("accounts.tsv");
         assert!(write_atomic(&missing, b"x").is_err());
+        // A FIFO in its place is not ours to replace.
+        let fifo = dir.path().join("fifo.tsv");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(write_atomic(&fifo, b"x").is_err());
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
     }
 
     #[test]

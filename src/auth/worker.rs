@@ -4,10 +4,10 @@
 //!
 //! The reactor serves every connection from one thread, and that works
 //! because every step it takes is short: a `recv`, a few lines of room
-//! rules, a `send`. Argon2id is long *on purpose* (`hasher.rs`): ~26 ms of
-//! CPU per hash in a release build, ~500 ms in a debug one. Hashed on the
+//! rules, a `send`. Argon2id is long *on purpose* (`hasher.rs`): tens of
+//! milliseconds of CPU per hash (43 ms measured here). Hashed on the
 //! reactor thread, every login would freeze every other user for that
-//! long: 20 logins a second would add half a second of silence each
+//! long: 20 logins a second would add most of a second of silence each
 //! second, to everyone. No `epoll` trick helps, because nothing is waiting
 //! on I/O: the CPU itself is busy. So that one kind of work moves to a
 //! thread of its own, and everything else stays where it was.
@@ -19,7 +19,7 @@
 //!   ──────────────                          ─────────────
 //!   room: "alice sent a password"
 //!     └─ Job{ConnKey, id, Verify} ──(bounded channel)──▶ recv()
-//!   reading of alice paused;                 argon2id … 26 ms
+//!   alice's next lines held;                 argon2id … ~40 ms
 //!   poll() serves everyone else              send(Done{ConnKey, id, ok})
 //!                                            waker.wake()
 //!   poll() returns: WORKER token ◀──(eventfd)──┘
@@ -45,8 +45,8 @@
 //! The job queue holds at most [`QUEUE_CAPACITY`] jobs. A flood of login
 //! attempts meets the lockout first (`lockout.rs`), and whatever gets past
 //! it meets a full queue: [`WorkerQueue::submit`] never waits, and the user
-//! gets `! busy, try again`. The room pauses reading a connection while
-//! its job is out, so one connection has at most one job queued.
+//! gets `! busy, try again`. A connection has at most one job out: what
+//! it types meanwhile is held until the answer.
 //!
 //! The thread also writes the account files (`save`): the room hands it
 //! the latest serialized snapshot, and the thread writes it atomically
@@ -67,8 +67,8 @@ use super::hasher::PasswordHasher;
 use super::store::write_atomic;
 use super::{Busy, Done, Job, JobQueue, Outcome, Work};
 
-/// Jobs that may wait for the worker. At ~26 ms a hash, a full queue is
-/// ~1.7 s of work: a class logging in at once fits, and nobody waits
+/// Jobs that may wait for the worker. At ~40 ms a hash, a full queue is
+/// under 3 s of work: a class logging in at once fits, and nobody waits
 /// longer than that for an answer.
 pub const QUEUE_CAPACITY: usize = 64;
 
