@@ -4,12 +4,10 @@
 //! before it were echoed, the exit line itself is not echoed, and the word
 //! may arrive split across reads. Near-misses are plain data.
 
-mod common;
-
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 
-use common::*;
+use crate::common::*;
 
 fn server_with(args: &[&str]) -> Server {
     Server::builder()
@@ -21,7 +19,7 @@ fn server_with(args: &[&str]) -> Server {
 /// Writes `data`, expects `echoed` back and then EOF (the server closed),
 /// and returns the connection's `disconnect` line.
 #[track_caller]
-fn expect_close(server: &Server, data: &[u8], echoed: &[u8]) -> String {
+fn expect_close(server: &Server, data: &[u8], echoed: &[u8]) -> LogLine {
     let mut s = connect(server.echo_addr());
     let conn = server.conn_of(&s);
     s.write_all(data).unwrap();
@@ -57,29 +55,29 @@ fn expect_echo_and_open(s: &mut TcpStream, data: &[u8]) {
 fn exit_lf_closes_after_echoing_what_came_before() {
     let server = server_with(&[]);
     let line = expect_close(&server, b"hello\nexit\n", b"hello\n");
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
-    assert_eq!(field(&line, "bytes_out").as_deref(), Some("6"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
+    assert_eq!(line.get("bytes_out"), Some("6"), "{line}");
 }
 
 #[test]
 fn exit_crlf_closes_too() {
     let server = server_with(&[]);
     let line = expect_close(&server, b"abc\r\nexit\r\n", b"abc\r\n");
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
 }
 
 #[test]
 fn exit_as_the_very_first_line() {
     let server = server_with(&[]);
     let line = expect_close(&server, b"exit\n", b"");
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
 }
 
 #[test]
 fn bytes_after_the_exit_line_are_not_echoed() {
     let server = server_with(&[]);
     let line = expect_close(&server, b"one\nexit\ntwo\n", b"one\n");
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
 }
 
 /// Splits the exit line at every position into two writes; before the
@@ -100,10 +98,8 @@ fn exit_word_split_across_two_reads() {
         s.write_all(first).unwrap();
         let c = conn.to_string();
         let n = first.len().to_string();
-        server.wait_log(&format!("recv of the first part on conn {conn}"), |l| {
-            event_name(l) == Some("recv")
-                && field(l, "conn").as_deref() == Some(&c)
-                && field(l, "bytes").as_deref() == Some(&n)
+        server.wait_log(&format!("recv of the first part on conn {conn}"), |e| {
+            e.is("recv", "conn", &c) && e.get("bytes") == Some(&n)
         });
         // Bytes before the undecided line must not wait for it.
         let before_line = &first[..first.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)];
@@ -117,7 +113,7 @@ fn exit_word_split_across_two_reads() {
             "split {first:?}+{second:?}: exit line was echoed: {rest:?}"
         );
         let line = server.wait_disconnect(conn);
-        assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+        assert_eq!(line.get("reason"), Some("exit"), "{line}");
     }
 }
 
@@ -144,7 +140,7 @@ fn near_misses_are_echoed_and_do_not_close() {
     s.shutdown(Shutdown::Write).unwrap();
     assert!(read_to_eof(&mut s).is_empty());
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("eof"), "{line}");
+    assert_eq!(line.get("reason"), Some("eof"), "{line}");
 }
 
 /// A near-miss split across reads: the held-back bytes must come back once
@@ -156,9 +152,7 @@ fn held_back_prefix_is_released_when_the_line_is_not_exit() {
     let conn = server.conn_of(&s);
     s.write_all(b"exi").unwrap();
     let c = conn.to_string();
-    server.wait_log("recv of exi", |l| {
-        event_name(l) == Some("recv") && field(l, "conn").as_deref() == Some(&c)
-    });
+    server.wait_log("recv of exi", |e| e.is("recv", "conn", &c));
     s.write_all(b"sting\n").unwrap();
     assert_eq!(read_line(&mut s), "existing");
 }
@@ -173,7 +167,7 @@ fn unterminated_exit_at_eof_is_echoed() {
     let back = send_and_finish(&mut s, b"exit");
     assert_eq!(String::from_utf8_lossy(&back), "exit");
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("eof"), "{line}");
+    assert_eq!(line.get("reason"), Some("eof"), "{line}");
 }
 
 #[test]
@@ -193,5 +187,5 @@ fn custom_exit_word() {
     expect_echo_and_open(&mut s, b"byebye\n");
     drop(s);
     let line = expect_close(&server, b"hi\nbye\n", b"hi\n");
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
 }

@@ -14,8 +14,6 @@
 //! Read `src/names.rs` and `src/persist.rs` for the code under test, and
 //! `tests/common/mod.rs` for the server harness.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -25,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Server, connect, event_name, field, read_line, wait_until};
+use crate::common::{Server, connect, event_name, field, read_line, wait_until};
 
 const SIGTERM: i32 = 15;
 const GREETING: &str = "* welcome to echochat; what is your name?";
@@ -147,21 +145,26 @@ fn a_nick_storm_with_a_20000_entry_names_file_does_not_stall_the_reactor() {
 
     // Meanwhile, echo round trips, one at a time.
     let mut echo = connect(server.echo_addr());
-    let mut worst = Duration::ZERO;
-    let mut pings = 0;
-    while !done.load(Ordering::Relaxed) || pings < 20 {
+    let mut rtts = Vec::new();
+    while !done.load(Ordering::Relaxed) || rtts.len() < 20 {
         let sent = Instant::now();
         send(&mut echo, "ping");
         expect(&mut echo, "ping");
-        worst = worst.max(sent.elapsed());
-        pings += 1;
-        assert!(pings < 1_000_000, "the storm never ended");
+        rtts.push(sent.elapsed());
+        assert!(rtts.len() < 1_000_000, "the storm never ended");
     }
+    rtts.sort();
+    let median = rtts[rtts.len() / 2];
+    let worst = rtts[rtts.len() - 1];
     let (mut nicker, storm_took) = storm.join().expect("storm thread");
     let inodes = watcher.join().expect("watcher thread");
+    // The old code rewrote the file per /nick inside the turn: seconds
+    // per round trip. The bounds are loose because CI machines are shared
+    // (a descheduled test thread is not a stalled reactor); the benchmark
+    // measures the real difference.
     assert!(
-        worst < Duration::from_millis(200),
-        "an echo round trip took {worst:?} during the /nick storm"
+        median < Duration::from_millis(20) && worst < Duration::from_secs(1),
+        "echo round trips during the /nick storm: median {median:?}, worst {worst:?}"
     );
     // Saved at most once a second (plus the first and a margin), where the
     // old code renamed the file once per /nick.
@@ -200,10 +203,10 @@ fn names_warnings_in(log: &str) -> Vec<&str> {
 #[track_caller]
 fn unusable_names_file(path: &Path, want: &str) {
     let server = start_with_names(path, &[]);
-    let line = server.wait_log("a names-file warning", |l| {
-        event_name(l) == Some("warning") && field(l, "what").as_deref() == Some("names-file")
+    let line = server.wait_log("a names-file warning", |e| {
+        e.is("warning", "what", "names-file")
     });
-    let error = field(&line, "error").unwrap();
+    let error = line.get("error").unwrap();
     assert!(error.contains(want), "{error}");
     assert!(
         error.ends_with("starting without it, and names are not saved this run"),
@@ -266,11 +269,12 @@ fn a_names_file_that_cannot_be_saved_is_one_warning_per_episode() {
     let path = dir.path().join("no-such-dir").join("names.tsv");
     let server = start_with_names(&path, &[]);
     let mut a = join(&server, "alice");
-    let line = server.wait_log("a save failure", |l| {
-        event_name(l) == Some("warning")
-            && field(l, "error").is_some_and(|e| e.starts_with("cannot save "))
+    let line = server.wait_log("a save failure", |e| {
+        e.event == "warning"
+            && e.get("error")
+                .is_some_and(|m| m.starts_with("cannot save "))
     });
-    assert_eq!(field(&line, "what").as_deref(), Some("names-file"));
+    assert_eq!(line.get("what"), Some("names-file"));
     // More changes, more failed saves: no more lines. Saving happens at
     // most once a second, so time must pass for each change to be tried
     // on its own (this sleep lets time pass; it waits for nothing).

@@ -3,14 +3,12 @@
 //! connection with FIN, the signals the contract lists, and bad values as
 //! usage errors. Real server processes, real sockets on loopback.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use libc::{SIGHUP, SIGQUIT, SIGTERM, SIGUSR1};
 
 const MIB: u64 = 1 << 20;
@@ -98,12 +96,13 @@ fn echo_backpressure_stops_within_one_read_of_the_limit() {
     assert!(sent < 64 << 20, "the server never stopped reading");
     drop(s);
     let line = server.wait_disconnect(conn);
-    let bytes_in: usize = field(&line, "bytes_in").unwrap().parse().unwrap();
-    let bytes_out: usize = field(&line, "bytes_out").unwrap().parse().unwrap();
+    let bytes_in: usize = line.get("bytes_in").unwrap().parse().unwrap();
+    let bytes_out: usize = line.get("bytes_out").unwrap().parse().unwrap();
     let unsent = bytes_in - bytes_out;
     assert!(
         unsent <= 64 * 1024 + 1024,
-        "server held {unsent} bytes unsent with --max-backlog 64KiB: {line}"
+        "server held {unsent} bytes unsent with --max-backlog 64KiB: {}",
+        line.text
     );
 }
 
@@ -236,21 +235,20 @@ fn a_graceful_stop_under_load_closes_with_fin_and_loses_nothing() {
     }
     let status = server.wait_exit();
     assert!(status.success(), "exit status {status:?}");
-    let log = server.log();
+    let events = server.events();
     for (conn, got) in received {
         let c = conn.to_string();
-        let line = log
-            .lines()
-            .find(|l| {
-                event_name(l) == Some("disconnect") && field(l, "conn").as_deref() == Some(&c)
-            })
+        let line = events
+            .iter()
+            .find(|e| e.is("disconnect", "conn", &c))
             .unwrap_or_else(|| panic!("no disconnect for conn {conn}"));
-        let bytes_out: usize = field(line, "bytes_out").unwrap().parse().unwrap();
+        let bytes_out: usize = line.get("bytes_out").unwrap().parse().unwrap();
         assert_eq!(
             bytes_out, got,
-            "conn {conn}: log says sent, client got: {line}"
+            "conn {conn}: log says sent, client got: {}",
+            line.text
         );
-        assert_eq!(field(line, "reason").as_deref(), Some("shutdown"), "{line}");
+        assert_eq!(line.get("reason"), Some("shutdown"), "{}", line.text);
     }
 }
 
@@ -268,8 +266,8 @@ fn sighup_and_sigquit_stop_gracefully_and_sigusr1_does_not_kill() {
         assert_eq!(read_line(&mut s), "* server shutting down");
         let status = server.wait_exit();
         assert!(status.success(), "signal {sig}: exit status {status:?}");
-        let stop = server.wait_log("stop", |l| event_name(l) == Some("stop"));
-        assert_eq!(field(&stop, "reason").as_deref(), Some("signal"), "{stop}");
+        let stop = server.wait_log("stop", |e| e.event == "stop");
+        assert_eq!(stop.get("reason"), Some("signal"), "{}", stop.text);
     }
     let mut server = Server::builder().no_chat().start();
     server.signal(SIGUSR1);
@@ -277,10 +275,7 @@ fn sighup_and_sigquit_stop_gracefully_and_sigusr1_does_not_kill() {
     let mut s = connect(server.echo_addr());
     s.write_all(b"still here\n").unwrap();
     assert_eq!(read_line(&mut s), "still here");
-    assert!(
-        server.child.try_wait().unwrap().is_none(),
-        "SIGUSR1 killed the server"
-    );
+    assert!(server.is_running(), "SIGUSR1 killed the server");
 }
 
 /// `--max-per-ip`: past the limit from one address, the newcomer is told
@@ -301,7 +296,7 @@ fn max_per_ip_refuses_the_extra_connection_from_one_address() {
     let conn = server.conn_of(&c);
     assert_eq!(read_line(&mut c), "! server full, try again later");
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("full"), "{line}");
+    assert_eq!(line.get("reason"), Some("full"), "{}", line.text);
     // A place frees when one leaves.
     let a_conn = server.conn_of(&a);
     drop(a);
@@ -377,9 +372,7 @@ fn a_chat_flooder_is_paused_by_rate_and_loses_nothing() {
     }
     let started = Instant::now();
     flooder.write_all(batch.as_bytes()).unwrap();
-    server.wait_log("pause why=rate", |l| {
-        event_name(l) == Some("pause") && field(l, "why").as_deref() == Some("rate")
-    });
+    server.wait_log("pause why=rate", |e| e.is("pause", "why", "rate"));
     // The room still answers someone else while the flooder waits.
     let asked = Instant::now();
     other.write_all(b"/who\n").unwrap();
@@ -408,5 +401,5 @@ fn a_chat_flooder_is_paused_by_rate_and_loses_nothing() {
         who_took < Duration::from_millis(500),
         "/who took {who_took:?}"
     );
-    server.wait_log("resume", |l| event_name(l) == Some("resume"));
+    server.wait_log("resume", |e| e.event == "resume");
 }
