@@ -41,6 +41,7 @@
 
 mod common;
 
+mod accounts;
 mod chat;
 mod cli;
 mod client;

@@ -13,120 +13,70 @@
 //! again until the answer changes, within a deadline, and then checking
 //! how long that took — never by sleeping and hoping.
 
-mod common;
-
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Server, parse_log_line, read_line, wait_until};
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::Socket;
 
-const GREETING: &str = "* welcome to echochat; what is your name?";
+use crate::common::*;
+
 const ASK_AGAIN: &str = "* what is your name?";
-const SIGTERM: i32 = 15;
 
-/// A chat connection from `127.0.0.{host}`.
-struct User {
-    s: TcpStream,
+/// Reads lines until `want`, skipping room notices (`* X joined`...);
+/// fails after a few other lines.
+#[track_caller]
+fn until(u: &mut User, want: &str) {
+    let mut skipped = Vec::new();
+    loop {
+        let line = u.line();
+        if line == want {
+            return;
+        }
+        skipped.push(line);
+        assert!(skipped.len() < 8, "never got {want:?}; got {skipped:?}");
+    }
 }
 
-impl User {
-    fn connect(server: &Server, host: u8) -> User {
-        let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        let local = SocketAddr::from((Ipv4Addr::new(127, 0, 0, host), 0));
-        sock.bind(&SockAddr::from(local)).expect("bind source");
-        sock.connect(&SockAddr::from(server.chat_addr()))
-            .expect("connect");
-        let s: TcpStream = sock.into();
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        s.set_nodelay(true).unwrap();
-        User { s }
-    }
+/// Reads `* token TOKEN` and returns the token.
+#[track_caller]
+fn token(u: &mut User) -> String {
+    let line = u.line();
+    let token = line
+        .strip_prefix("* token ")
+        .unwrap_or_else(|| panic!("expected a token line, got {line:?}"));
+    assert_eq!(token.len(), 32, "{line}");
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{line}"
+    );
+    token.to_string()
+}
 
-    /// Connects and expects the name question.
-    #[track_caller]
-    fn at_prompt(server: &Server, host: u8) -> User {
-        let mut u = User::connect(server, host);
-        u.expect(GREETING);
-        u
-    }
+/// `/quit`, then the server closes.
+fn quit(mut u: User) {
+    u.send("/quit");
+    let _ = read_to_eof(&mut u.s);
+}
 
-    /// Connects and joins as the free name `name`.
-    #[track_caller]
-    fn joined(server: &Server, host: u8, name: &str) -> User {
-        let mut u = User::at_prompt(server, host);
-        u.send(name);
-        u.expect(&format!("* hello, {name}"));
-        u
-    }
-
-    fn send(&mut self, line: &str) {
-        self.s
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("send");
-    }
-
-    #[track_caller]
-    fn line(&mut self) -> String {
-        read_line(&mut self.s)
-    }
-
-    #[track_caller]
-    fn expect(&mut self, want: &str) {
-        assert_eq!(self.line(), want);
-    }
-
-    /// Reads lines until `want`, skipping room notices (`* X joined`...);
-    /// fails after a few other lines.
-    #[track_caller]
-    fn until(&mut self, want: &str) {
-        let mut skipped = Vec::new();
-        loop {
-            let line = self.line();
-            if line == want {
-                return;
-            }
-            skipped.push(line);
-            assert!(skipped.len() < 8, "never got {want:?}; got {skipped:?}");
-        }
-    }
-
-    /// Reads `* token TOKEN` and returns the token.
-    #[track_caller]
-    fn token(&mut self) -> String {
-        let line = self.line();
-        let token = line
-            .strip_prefix("* token ")
-            .unwrap_or_else(|| panic!("expected a token line, got {line:?}"));
-        assert_eq!(token.len(), 32, "{line}");
-        assert!(
-            token
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-            "{line}"
-        );
-        token.to_string()
-    }
-
-    /// `/quit`, then the server closes.
-    fn quit(mut self) {
-        self.send("/quit");
-        let _ = common::read_to_eof(&mut self.s);
-    }
+/// Connects from `127.0.0.{host}` and joins as the free name `name`.
+#[track_caller]
+fn joined(server: &Server, host: u8, name: &str) -> User {
+    User::join(server, host, name, &mut [])
 }
 
 /// Registers `name` with `password` from `127.0.0.{host}`; returns the
 /// user, still connected, and the token.
 #[track_caller]
 fn register(server: &Server, host: u8, name: &str, password: &str) -> (User, String) {
-    let mut u = User::joined(server, host, name);
+    let mut u = joined(server, host, name);
     u.send(&format!("/register {password}"));
     u.expect(&format!("* {name} is registered"));
-    let token = u.token();
+    let token = token(&mut u);
     (u, token)
 }
 
@@ -138,16 +88,15 @@ fn log_in(server: &Server, host: u8, name: &str, password: &str) -> (User, Strin
     u.expect(&format!("* {name} is registered; password?"));
     u.send(password);
     u.expect(&format!("* hello, {name}"));
-    let token = u.token();
+    let token = token(&mut u);
     (u, token)
 }
 
 /// The `auth` lines of the log, as `(conn, name, how, result)`.
 fn auths(server: &Server) -> Vec<(String, String, String, String)> {
     server
-        .log()
-        .lines()
-        .map(|l| parse_log_line(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .events()
+        .into_iter()
         .filter(|l| l.event == "auth")
         .map(|l| {
             let get = |k: &str| l.get(k).unwrap_or_default().to_string();
@@ -173,15 +122,15 @@ fn wait_auth(server: &Server, name: &str, how: &str, result: &str) {
 /// `secrets` appears in anything it wrote.
 #[track_caller]
 fn finish(mut server: Server, secrets: &[&str]) {
-    server.signal(SIGTERM);
+    // Not `Server::finish`: the files written at the stop are checked too,
+    // before the log directory goes with the `Server`.
+    server.signal(libc::SIGTERM);
     assert!(server.wait_exit().success());
     let mut written = vec![
         ("stdout".to_string(), server.stdout_text()),
         ("stderr".to_string(), server.stderr_text()),
     ];
-    for line in server.log().lines() {
-        parse_log_line(line).unwrap_or_else(|e| panic!("bad log line ({e}): {line}"));
-    }
+    parse_all(&server.log()); // every line well-formed
     collect_files(&server.log_dir(), &mut written);
     for secret in secrets {
         assert!(!secret.is_empty());
@@ -218,8 +167,8 @@ fn chat_server(args: &[&str]) -> Server {
 fn register_log_in_and_the_log_never_holds_a_secret() {
     let server = chat_server(&[]);
     let (alice, t1) = register(&server, 2, "alice", "first secret");
-    alice.quit();
-    let mut bob = User::joined(&server, 3, "bob");
+    quit(alice);
+    let mut bob = joined(&server, 3, "bob");
     let (mut alice, t2) = log_in(&server, 4, "alice", "  first secret ");
     assert_ne!(t1, t2, "every login gets its own token");
     bob.expect("* alice joined");
@@ -242,7 +191,7 @@ fn register_log_in_and_the_log_never_holds_a_secret() {
 fn a_wrong_password_asks_the_name_again() {
     let server = chat_server(&[]);
     let (alice, t) = register(&server, 2, "alice", "right-password");
-    alice.quit();
+    quit(alice);
     let mut u = User::at_prompt(&server, 3);
     u.send("alice");
     u.expect("* alice is registered; password?");
@@ -259,7 +208,7 @@ fn a_wrong_password_asks_the_name_again() {
 fn five_wrong_passwords_lock_the_name_for_one_second_then_two() {
     let server = chat_server(&[]);
     let (alice, t) = register(&server, 2, "alice", "right-password");
-    alice.quit();
+    quit(alice);
     let mut u = User::at_prompt(&server, 9);
     for _ in 0..5 {
         u.send("alice");
@@ -314,7 +263,7 @@ fn a_token_resumes_the_session_after_a_server_restart() {
     let accounts = accounts.to_str().unwrap();
     let server = chat_server(&["--accounts-file", accounts]);
     let (alice, token) = register(&server, 2, "alice", "restart-password");
-    alice.quit();
+    quit(alice);
     finish(server, &["restart-password", &token]);
     let sessions = std::fs::read_to_string(dir.path().join("sessions.tsv")).unwrap();
     assert!(sessions.ends_with("\talice\n"), "{sessions}");
@@ -337,7 +286,7 @@ fn an_expired_token_is_refused() {
     let server = chat_server(&["--session-ttl", "1s"]);
     let started = Instant::now();
     let (alice, token) = register(&server, 2, "alice", "ttl-password");
-    alice.quit();
+    quit(alice);
     // Valid until a second has passed; asked again until it is not.
     loop {
         let mut u = User::at_prompt(&server, 3);
@@ -348,7 +297,7 @@ fn an_expired_token_is_refused() {
             break;
         }
         assert_eq!(line, "* hello, alice");
-        u.quit();
+        quit(u);
         assert!(started.elapsed() < Duration::from_secs(10), "never expired");
         thread::sleep(Duration::from_millis(50));
     }
@@ -372,9 +321,9 @@ fn passwd_ends_every_token_and_logout_ends_one() {
     let (mut alice, t1) = register(&server, 2, "alice", "old-password");
     alice.send("/passwd old-password new-password");
     alice.expect("* password changed");
-    let t2 = alice.token();
+    let t2 = token(&mut alice);
     wait_auth(&server, "alice", "passwd", "ok");
-    alice.quit();
+    quit(alice);
     let mut u = User::at_prompt(&server, 3);
     u.send(&format!("/token {t1}"));
     u.expect("! unknown or expired token");
@@ -386,7 +335,7 @@ fn passwd_ends_every_token_and_logout_ends_one() {
     wait_auth(&server, "alice", "logout", "ok");
     u.send("/who");
     u.expect("* online: alice");
-    u.quit();
+    quit(u);
     let mut v = User::at_prompt(&server, 4);
     v.send(&format!("/token {t2}"));
     v.expect("! unknown or expired token");
@@ -403,17 +352,17 @@ fn passwd_ends_every_token_and_logout_ends_one() {
 fn registered_names_are_skipped_by_welcome_back_and_refused_to_nick() {
     let server = chat_server(&[]);
     let (alice, t) = register(&server, 20, "alice", "nat-password");
-    alice.quit();
+    quit(alice);
     // Same IP (a lab machine, a NAT): asked, not welcomed back.
     let mut again = User::at_prompt(&server, 20);
     again.send("dave");
     again.expect("* hello, dave");
     // An unregistered name is still welcomed back by IP.
-    User::joined(&server, 21, "bob").quit();
+    quit(joined(&server, 21, "bob"));
     let mut bob = User::connect(&server, 21);
     bob.expect("* welcome back, bob");
     bob.send("/nick alice");
-    bob.until("! the name alice is registered to someone else");
+    until(&mut bob, "! the name alice is registered to someone else");
     bob.send("/who");
     bob.expect("* online: bob, dave");
     finish(server, &["nat-password", &t]);
@@ -423,11 +372,11 @@ fn registered_names_are_skipped_by_welcome_back_and_refused_to_nick() {
 fn a_connection_reset_while_its_hash_is_computed_is_forgotten() {
     let server = chat_server(&[]);
     let (alice, t) = register(&server, 2, "alice", "closing-password");
-    alice.quit();
+    quit(alice);
     // Queue other hashes ahead, so ours is surely still waiting when the
     // client vanishes.
     let mut ahead: Vec<User> = (0..4)
-        .map(|i| User::joined(&server, 30 + i, &format!("r{i}")))
+        .map(|i| joined(&server, 30 + i, &format!("r{i}")))
         .collect();
     let mut u = User::at_prompt(&server, 7);
     let conn = server.conn_of(&u.s).to_string();
@@ -439,27 +388,22 @@ fn a_connection_reset_while_its_hash_is_computed_is_forgotten() {
     u.send("closing-password");
     // The server has read the password (its second `recv`) ...
     wait_until("the password read", || {
-        server
-            .log()
-            .lines()
-            .filter(|l| l.contains(" recv ") && l.contains(&format!(" conn={conn} ")))
-            .count()
-            >= 2
+        server.count_events(|ev| ev.is("recv", "conn", &conn)) >= 2
     });
     // ... and now the client vanishes: a reset, not a polite FIN.
     let sock = Socket::from(u.s);
     sock.set_linger(Some(Duration::ZERO)).unwrap();
     drop(sock);
-    server.wait_log("the reset user's disconnect", |l| {
-        l.contains(" disconnect ") && l.contains(&format!(" conn={conn} "))
+    server.wait_log("the reset user's disconnect", |ev| {
+        ev.is("disconnect", "conn", &conn)
     });
     // The worker's queue is first in, first out: once a later job is
     // answered, ours was too — and dropped.
     for (i, r) in ahead.iter_mut().enumerate() {
-        r.until(&format!("* r{i} is registered"));
+        until(r, &format!("* r{i} is registered"));
     }
     let (late, t3) = log_in(&server, 8, "alice", "closing-password");
-    late.quit();
+    quit(late);
     let log = server.log();
     for line in log.lines() {
         let parsed = parse_log_line(line).unwrap();
@@ -489,7 +433,7 @@ fn the_chat_client_keeps_its_token_and_logs_in_by_itself() {
     let home = tempfile::tempdir().unwrap();
     let port = server.chat_addr().port().to_string();
     let client = |input: &str| {
-        let mut child = Command::new(common::bin())
+        let mut child = Command::new(bin())
             .args(["chat", "--host", "127.0.0.1", "--port", &port])
             .env("XDG_CONFIG_HOME", home.path())
             .stdin(Stdio::piped())
