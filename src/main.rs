@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Echo(args) => echochat::client::run_echo(&args).map_err(Into::into),
         Command::Chat(args) => echochat::client::run_chat(&args).map_err(Into::into),
         Command::Load(cmd) => echochat::load::run(&cmd).map_err(Into::into),
+        Command::Log(args) => echochat::logread::run(&args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -68,50 +68,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The `how` of an `auth` event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthHow {
-    Register,
-    Password,
-    Token,
-    Logout,
-    Passwd,
-}
-
-impl AuthHow {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthHow::Register => "register",
-            AuthHow::Password => "password",
-            AuthHow::Token => "token",
-            AuthHow::Logout => "logout",
-            AuthHow::Passwd => "passwd",
-        }
-    }
-}
-
-/// The `result` of an `auth` event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthResult {
-    Ok,
-    /// A wrong password, or a token the server does not know.
-    Wrong,
-    /// Refused without checking: too many wrong passwords.
-    Locked,
-    /// A token the server knew, past its `--session-ttl`.
-    Expired,
-}
-
-impl AuthResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthResult::Ok => "ok",
-            AuthResult::Wrong => "wrong",
-            AuthResult::Locked => "locked",
-            AuthResult::Expired => "expired",
-        }
-    }
-}
+// The `how` and `result` of an `auth` event live with the event.
+pub use crate::event::{AuthHow, AuthResult};
 
 /// Work for the hashing thread, tagged with the connection that asked and
 /// a number that tells this job from an earlier one of the same

@@ -377,6 +377,7 @@ impl ChatRoom {
         self.reply(key, &[greeting, name], fx);
         self.broadcast(Some(key), &["* ", name, " joined"], fx);
         fx.record(Event::Join {
+            service: "chat",
             conn: key.id,
             name: name.to_string(),
         });
@@ -499,6 +500,7 @@ impl ChatRoom {
         self.reply(key, &["* you are now ", new], fx);
         self.broadcast(Some(key), &["* ", &old, " is now ", new], fx);
         fx.record(Event::Nick {
+            service: "chat",
             conn: key.id,
             old: old.into(),
             new: new.to_string(),
@@ -623,6 +625,7 @@ impl ChatRoom {
             self.broadcast(None, &["* ", &name, " left"], fx);
         }
         fx.record(Event::Leave {
+            service: "chat",
             conn: key.id,
             name: name.into(),
         });
@@ -920,6 +923,7 @@ impl ChatRoom {
         fx: &mut Effects,
     ) {
         fx.record(Event::Auth {
+            service: "chat",
             conn: key.id,
             name: name.to_string(),
             how,
@@ -1377,6 +1381,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Join {
+                service: "chat",
                 conn: b.id,
                 name: "Олена_2-я".into()
             }]
@@ -1449,6 +1454,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Nick {
+                service: "chat",
                 conn: a.id,
                 old: "alice".into(),
                 new: "Alicia".into()
@@ -1588,6 +1594,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Leave {
+                service: "chat",
                 conn: a.id,
                 name: "alice".into()
             }]
@@ -1841,6 +1848,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Join {
+                service: "chat",
                 conn: b.id,
                 name: "robert".into()
             }]
