@@ -18,7 +18,9 @@
 //!    `logging/` sends the lines to a rotating file and the console, and
 //!    `logread/` (`echochat log`) reads them back.
 //! 5. `codec.rs` — the line decoder shared by chat, its client and the load
-//!    generator.
+//!    generator; `telnet.rs` — what a `telnet` client mixes into what its
+//!    user types, and the chat's answers; `frame.rs` — length-prefixed
+//!    messages (encode, and decoders that say "need more bytes").
 //! 6. `sys.rs` — the few raw system calls (stdin readiness, the descriptor
 //!    limit, socket options), each written once.
 //! 7. `names.rs` and `text.rs` — which names and which characters may
@@ -39,6 +41,7 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod event;
+pub mod frame;
 pub mod load;
 pub mod logfmt;
 pub mod logging;
@@ -49,4 +52,5 @@ pub mod reactor;
 pub mod serve;
 pub mod service;
 pub mod sys;
+pub mod telnet;
 pub mod text;

@@ -56,3 +56,4 @@ mod log_reader;
 mod names;
 mod ports;
 mod stop;
+mod telnet;
