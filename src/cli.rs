@@ -157,6 +157,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 10_000, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub names_max: u32,
+    /// Registered chat names and their password hashes [default: accounts.tsv in the log dir].
+    #[arg(long, value_name = "PATH")]
+    pub accounts_file: Option<PathBuf>,
+    /// How long a chat session token stays valid (like a cookie).
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_session_ttl)]
+    pub session_ttl: HumanDuration,
     /// A line that is exactly this word ends an echo connection; '' turns it off.
     #[arg(long, default_value = "exit", value_name = "WORD")]
     pub exit_word: String,
@@ -193,6 +199,14 @@ impl ServeArgs {
     /// `--lang`, or the language of the environment.
     pub fn language(&self) -> Lang {
         self.lang.unwrap_or_else(Lang::from_env)
+    }
+
+    /// Where chat keeps accounts: `--accounts-file`, or `accounts.tsv` in
+    /// the log dir (the sessions file is `sessions.tsv` beside it).
+    pub fn accounts_path(&self) -> PathBuf {
+        self.accounts_file
+            .clone()
+            .unwrap_or_else(|| self.log_dir.join("accounts.tsv"))
     }
 
     /// Where chat remembers names: `--names-file`, or `names.tsv` in the log dir.
@@ -530,6 +544,20 @@ impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}B", self.0)
     }
+}
+
+/// `--session-ttl`: a duration of at least a second (a token that expires
+/// at once is no session), at most ten years.
+fn parse_session_ttl(s: &str) -> Result<HumanDuration, ParseError> {
+    let d: HumanDuration = s.parse()?;
+    if d.0 < std::time::Duration::from_secs(1)
+        || d.0 > std::time::Duration::from_secs(10 * 365 * 86_400)
+    {
+        return Err(ParseError(format!(
+            "invalid --session-ttl '{s}': use 1s to 10 years, e.g. 30m, 24h or 7days"
+        )));
+    }
+    Ok(d)
 }
 
 /// A duration parsed by `humantime` (`5s`, `10m`, `1day`); a bare `0` is zero.

@@ -28,11 +28,15 @@
 //!    `names/store.rs` keeps names by IP in memory, and `persist.rs` saves
 //!    such state on a thread of its own, so no client makes the loop wait
 //!    on the disk.
-//! 8. `client/` and `load/` — the same ideas seen from the client side.
+//! 8. `auth/` — chat accounts, and the one other thread: why password
+//!    hashing must leave the reactor, and how its answers come back
+//!    (`auth/worker.rs`).
+//! 9. `client/` and `load/` — the same ideas seen from the client side.
 //!
 //! `main.rs` only parses the command line and calls into this library, so
 //! tests and benchmarks run exactly what users run.
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod codec;

@@ -16,6 +16,7 @@
 //! Read `session.rs` next for the loop, then `stdin.rs` for how a terminal is
 //! watched without making it non-blocking.
 
+mod account;
 mod session;
 mod stdin;
 
@@ -146,7 +147,7 @@ fn run(args: &ClientArgs, service: ClientKind) -> Result<(), Error> {
     let interactive = io::stdin().is_terminal();
     let target = Target::from_args(args, service, interactive)?;
     let stream = target.connect()?;
-    session::run(stream, service, interactive)
+    session::run(stream, service, interactive, &target.label())
 }
 
 /// Where to connect: a host (name or address) and a port.

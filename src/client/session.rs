@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use super::account::{self, Notice, ServerLines, TokenStore};
 use super::{ClientKind, Error};
 use crate::sys::{self, StdinMode};
 
@@ -76,6 +77,7 @@ pub(super) fn run(
     stream: std::net::TcpStream,
     service: ClientKind,
     interactive: bool,
+    server: &str,
 ) -> Result<(), Error> {
     let io_err = |what| move |err| Error::Io { what, err };
     let peer = stream
@@ -127,7 +129,15 @@ pub(super) fn run(
         received_total: 0,
         explained_send: false,
         explained_recv: false,
+        interactive,
+        server_lines: ServerLines::default(),
+        tokens: match service {
+            ClientKind::Chat => TokenStore::for_server(server),
+            ClientKind::Echo => None,
+        },
+        offered_token: false,
     };
+    session.offer_saved_token();
     if stdin_mode == StdinMode::Closed {
         say("stdin is not open; treating it as end of input");
         session.end_of_input();
@@ -165,9 +175,76 @@ struct Session {
     /// short, so the explanation is read once rather than skimmed forever.
     explained_send: bool,
     explained_recv: bool,
+    /// Stdin is a terminal: a password is read from it with echo off.
+    interactive: bool,
+    /// Chat: the server's lines, watched for tokens and password prompts.
+    server_lines: ServerLines,
+    /// Chat: where this server's session token is kept.
+    tokens: Option<TokenStore>,
+    /// We sent a saved token at connect.
+    offered_token: bool,
 }
 
 impl Session {
+    /// Chat: a token saved for this server goes out first, so the name
+    /// prompt logs us in by itself (`/token TOKEN`), like a cookie.
+    fn offer_saved_token(&mut self) {
+        let Some(token) = self.tokens.as_ref().and_then(TokenStore::load) else {
+            return;
+        };
+        self.pending.extend_from_slice(b"/token ");
+        self.pending.extend_from_slice(token.as_bytes());
+        self.pending.push(b'\n');
+        self.offered_token = true;
+        say(
+            "offering the session token saved for this server (no password needed while it is valid)",
+        );
+    }
+
+    /// Acts on a server line the client watches for (chat only).
+    fn on_notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Token(token) => {
+                let Some(store) = &self.tokens else {
+                    return;
+                };
+                match store.save(&token) {
+                    Ok(()) => say(&format!(
+                        "saved the session token in {}; next time this client logs in by itself",
+                        store.path().display()
+                    )),
+                    Err(e) => say(&format!("could not save the session token: {e}")),
+                }
+            }
+            Notice::TokenRefused if self.offered_token => {
+                self.offered_token = false;
+                if let Some(store) = &self.tokens {
+                    let _ = store.forget();
+                }
+                say(
+                    "the saved token was refused (it expired or was ended), so it is forgotten; type your name",
+                );
+            }
+            Notice::TokenRefused => {}
+            Notice::PasswordAsked(name) => {
+                // From a pipe the password is just the next line of input.
+                if !self.interactive || self.input != Input::Open {
+                    return;
+                }
+                match account::read_password(&name) {
+                    Ok(password) => {
+                        self.pending
+                            .extend_from_slice(password.trim_end().as_bytes());
+                        self.pending.push(b'\n');
+                    }
+                    Err(e) => say(&format!(
+                        "could not read the password from the terminal: {e}"
+                    )),
+                }
+            }
+        }
+    }
+
     fn run(mut self) -> Result<(), Error> {
         let mut events = Events::with_capacity(8);
         loop {
@@ -239,6 +316,11 @@ impl Session {
                         ));
                     }
                     print_payload(self.service, &self.buf[..n])?;
+                    if self.service == ClientKind::Chat {
+                        for notice in self.server_lines.feed(&self.buf[..n]) {
+                            self.on_notice(notice);
+                        }
+                    }
                     if self.service == ClientKind::Echo && self.half_closed {
                         // The echo server is still working through our
                         // input: silence, not total time, means it is stuck.

@@ -7,7 +7,7 @@
 //! characters with everyday values (a test below checks), so it fits one
 //! line of a projector.
 
-use super::{DisconnectReason, Event, PauseWhy};
+use super::{AuthHow, AuthResult, DisconnectReason, Event, PauseWhy};
 
 /// The sentence for `event`, or `None` for the few events that need none.
 pub(super) fn sentence(event: &Event) -> Option<String> {
@@ -61,11 +61,17 @@ pub(super) fn sentence(event: &Event) -> Option<String> {
         Event::Nick { old, new, .. } => {
             format!("{old} is now called {new}; the others were told")
         }
-        Event::Auth { how, result, .. } => format!(
-            "an account command ({}) ended: {}; no password ever reaches the log",
-            how.as_str(),
-            result.as_str()
-        ),
+        Event::Auth { how, result, .. } => match (how, result) {
+            (_, AuthResult::Locked) => {
+                "too many wrong passwords from this address: refused without hashing".to_string()
+            }
+            (AuthHow::Token, _) => {
+                "the token was checked by its SHA-256 on the loop's thread: a microsecond".to_string()
+            }
+            (AuthHow::Logout, _) => "this session's token ended; the user stays in the room".to_string(),
+            _ => "Argon2id ran on the worker thread while the loop served everyone; a Waker brought the answer"
+                .to_string(),
+        },
         Event::Datagram { bytes, .. } => format!(
             "one UDP datagram of {bytes} bytes: no connection, no handshake, no retransmission"
         ),

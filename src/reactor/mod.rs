@@ -11,8 +11,9 @@
 //! live one per file: `accept.rs` (new connections), `read.rs` (bytes in,
 //! fed to the service), `effects.rs` (what the service answered), `flush.rs`
 //! (bytes out, and closing), `timers.rs` (deadlines), `save.rs` (handing
-//! state to the thread that writes files), `stop.rs`
-//! (signals, the console, a graceful stop). `conn.rs` is one connection's
+//! state to the thread that writes files), `stop.rs` (signals, the
+//! console, a graceful stop), `worker.rs` (answers from the
+//! password-hashing thread). `conn.rs` is one connection's
 //! state. The protocols are not here: a connection's bytes go to its
 //! [`Service`] (`service/`), which answers with effects the reactor applies.
 //! Starting up — options, logging, binding ports — is the shell's job
@@ -29,6 +30,7 @@ mod stop;
 mod timers;
 mod token;
 mod watch;
+mod worker;
 
 use std::collections::HashMap;
 use std::io;
@@ -164,6 +166,10 @@ impl Reactor {
                 self.turn.woke_control += 1;
                 self.console_ready();
             }
+            Source::Worker => {
+                self.turn.woke_control += 1;
+                self.worker_ready();
+            }
         }
     }
 
@@ -275,6 +281,9 @@ pub struct Reactor {
     savers: Vec<save::Persist>,
     /// No snapshot is taken before this (at most one a second).
     next_save: Instant,
+    /// The password-hashing thread, when chat has accounts
+    /// (`attach_worker`); its `Waker` is registered as `token::WORKER`.
+    worker: Option<crate::auth::worker::Worker>,
 }
 
 impl Reactor {
@@ -340,6 +349,7 @@ impl Reactor {
             trace_out: String::new(),
             savers: Vec::new(),
             next_save: Instant::now(),
+            worker: None,
         };
         reactor.handle_console_input(early_input);
         Ok(reactor)

@@ -11,6 +11,8 @@ use mio::Token;
 pub const SIGNALS: Token = Token(usize::MAX - 1);
 /// The server's stdin (the console).
 pub const CONSOLE: Token = Token(usize::MAX - 2);
+/// The password-hashing thread's `Waker`: answers are waiting.
+pub const WORKER: Token = Token(usize::MAX - 3);
 /// Listener `i` has token `LISTENER_BASE + i`.
 const LISTENER_BASE: usize = usize::MAX - 64;
 
@@ -29,12 +31,14 @@ pub enum Source {
     Conn(usize),
     Signals,
     Console,
+    Worker,
 }
 
 pub fn classify(token: Token) -> Source {
     match token {
         SIGNALS => Source::Signals,
         CONSOLE => Source::Console,
+        WORKER => Source::Worker,
         Token(t) if (LISTENER_BASE..LISTENER_BASE + MAX_LISTENERS).contains(&t) => {
             Source::Listener(t - LISTENER_BASE)
         }
@@ -54,5 +58,6 @@ mod tests {
         assert_eq!(classify(listener(1)), Source::Listener(1));
         assert_eq!(classify(SIGNALS), Source::Signals);
         assert_eq!(classify(CONSOLE), Source::Console);
+        assert_eq!(classify(WORKER), Source::Worker);
     }
 }

@@ -19,6 +19,11 @@ use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use crate::auth::DeskConfig;
+use crate::auth::desk::unix_ms_now;
+use crate::auth::hasher::Argon2Hasher;
+use crate::auth::worker::Worker;
+
 use crate::cli::{PortRange, ServeArgs};
 use crate::event::{self, Event, StopReason};
 use crate::logging::{self, LogConfig, RotatePolicy};
@@ -99,8 +104,11 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
         shutdown_grace: args.shutdown_grace.0,
         trace: args.trace.then(|| args.language()),
     };
+    // The password-hashing thread (chat accounts): its queues exist now,
+    // for the room; its thread starts once the loop's `Poll` can be woken.
+    let worker = (!args.no_chat).then(|| Worker::new(Box::new(Argon2Hasher::new())));
     let mut names_saver = None;
-    let (services, places): (Vec<_>, Vec<_>) = services(args, &mut names_saver)
+    let (services, places): (Vec<_>, Vec<_>) = services(args, &mut names_saver, worker.as_ref())
         .into_iter()
         .map(|(service, range, host)| (service, (range, host)))
         .unzip();
@@ -118,6 +126,9 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
     if let Some((service, saver)) = names_saver {
         reactor.persist_with(service, NAMES_FILE, saver);
     }
+    if let Some(worker) = worker {
+        reactor.attach_worker(worker).map_err(Error::Poll)?;
+    }
     for (index, name) in names.into_iter().enumerate() {
         if let Some(addr) = reactor.listener_addr(index) {
             announce(name, addr);
@@ -125,15 +136,17 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
     }
     let stopped = reactor.run().map_err(Error::Poll);
     reactor.finish_saving();
+    reactor.finish();
     stopped
 }
 
 /// The services this run serves, each with the port range and the
 /// address it binds. A service whose state is saved to a file comes with
-/// its saver thread.
+/// its saver thread; chat's accounts send their hashing to `worker`.
 fn services(
     args: &ServeArgs,
     names_saver: &mut Option<(usize, Saver)>,
+    worker: Option<&Worker>,
 ) -> Vec<(Box<dyn Service>, PortRange, IpAddr)> {
     let mut services: Vec<(Box<dyn Service>, PortRange, IpAddr)> = Vec::new();
     if !args.no_echo {
@@ -146,7 +159,7 @@ fn services(
     if !args.no_chat {
         let (names, saver) = load_names(args);
         *names_saver = saver.map(|saver| (services.len(), saver));
-        let chat = ChatRoom::new(
+        let mut chat = ChatRoom::new(
             ChatConfig {
                 max_line_bytes: args.max_line.as_usize(),
                 rate: RateLimit {
@@ -156,6 +169,20 @@ fn services(
             },
             names,
         );
+        if let Some(worker) = worker {
+            let warnings = chat.enable_accounts(
+                DeskConfig {
+                    accounts_path: args.accounts_path(),
+                    session_ttl: args.session_ttl.0,
+                },
+                Box::new(worker.queue()),
+                Box::new(worker.saver()),
+                (Instant::now(), unix_ms_now()),
+            );
+            for warning in &warnings {
+                event::record(warning);
+            }
+        }
         services.push((Box::new(chat), args.chat_ports, args.host));
     }
     if !args.no_http {

@@ -23,6 +23,12 @@
 //! 6. Control characters, bidi controls and line/paragraph separators are
 //!    removed from relayed text and refused in names (`text.rs`).
 //! 7. Console lines go to every joined user as `[server] text`.
+//! 8. Accounts ("Accounts (chat)"): `/register`, the password prompt for
+//!    registered names, `/token`, `/passwd`, `/logout`. The rules of what
+//!    is true live in `auth/desk.rs`; this file says it on the wire. A
+//!    password goes to the worker thread as a job, and what the user types
+//!    meanwhile waits until [`Service::on_job_done`] brings the answer
+//!    (see "Accounts" below).
 //!
 //! Choices where the contract is silent:
 //! - **Names** follow `names.rs` (letters and digits of one script, `_`,
@@ -65,6 +71,23 @@
 //! one allocation, not N copies. Handling lines allocates nothing else on
 //! the message path.
 //!
+//! Accounts, where the contract is silent:
+//! - **Passwords** are the rest of the line, blanks around it trimmed (the
+//!   same at `/register`, at the prompt and in `/passwd`'s NEW). A lone
+//!   `exit` at the password prompt disconnects, as at the name prompt.
+//! - **While a hash is computed** for a connection, the lines it types are
+//!   held and handled after the answer, in order. It is still read, so a
+//!   client that resets meanwhile is closed at once and the answer
+//!   dropped; past 16 KiB of held lines its reading pauses (TCP holds the
+//!   rest). A FIN is a half-close: it waits behind the answer, which the
+//!   client may still read (`printf 'bob\n/register pw\n' | nc` works).
+//! - **A token login** (`/token`) sends `* hello, NAME` only: the client
+//!   already holds its token. `/passwd` ends every token of the account
+//!   and gives the connection a fresh one (`* token TOKEN` after
+//!   `* password changed`), so the bundled client keeps working.
+//! - **`/logout`** ends the token and the login, not the name: the user
+//!   stays in the room under it for this connection.
+//!
 //! Read `names.rs` for the name rules and the names file, then the tests at
 //! the bottom: a room of three users driven entirely in memory.
 
@@ -74,6 +97,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::auth::desk::{Finished, Hold, Refusal, TokenLogin};
+use crate::auth::{AccountDesk, AuthHow, AuthResult, DeskConfig, Done, JobQueue, SnapshotSink};
 use crate::codec::{Line, LineDecoder};
 use crate::event::{DisconnectReason, Event, PauseWhy};
 use crate::names::{Names, check_name, name_key};
@@ -99,12 +124,24 @@ const HELP: &[u8] = b"* commands:\n\
 * /nick NEW       change your name\n\
 * /who            list who is online\n\
 * /msg NAME text  send text to one user only\n\
+* /register PASSWORD  protect your name (8 or more characters)\n\
+* /passwd OLD NEW     change your password\n\
+* /logout             end this session's token\n\
 * /help           this list\n\
 * /quit or exit   leave the chat\n\
 * any other line goes to everyone else\n";
 
 /// The `/who` line is capped at `max_line_bytes`, but never below this.
 const WHO_MIN_BYTES: usize = 1024;
+
+/// The `what=` of warnings about the accounts and sessions files.
+const ACCOUNTS_WARNING: &str = "accounts-file";
+const BUSY: &[u8] = b"! busy, try again\n";
+const WRONG_PASSWORD: &[u8] = b"! wrong password\n";
+const NOT_LOGGED_IN: &[u8] = b"! you are not logged in; /register PASSWORD protects your name\n";
+const NO_ACCOUNTS: &[u8] = b"! accounts are not enabled on this server\n";
+const SHORT_PASSWORD: &[u8] = b"! a password has at least 8 characters\n";
+const HASH_FAILED: &[u8] = b"! that did not work; try again\n";
 
 /// The chat room; see the module docs.
 #[derive(Debug)]
@@ -124,6 +161,12 @@ pub struct ChatRoom {
     scratch: Vec<u8>,
     /// A graceful stop began: departures are no longer announced.
     shutting_down: bool,
+    /// Accounts, when enabled (`enable_accounts`): registered names,
+    /// sessions, lockout, and the jobs out on the worker thread.
+    desk: Option<AccountDesk>,
+    /// The time of the call being handled (services are given `now`;
+    /// the line handlers read it from here).
+    now: Instant,
     /// `--chat-rate` / `--chat-burst`.
     rate: RateLimit,
     /// Users not read until their allowance refills, by when it will have.
@@ -154,6 +197,9 @@ struct Member {
 enum Stage {
     /// Asked for a name; every line is a candidate.
     Naming,
+    /// Gave a registered name (kept by the account desk); the next line
+    /// is its password.
+    Password,
     /// In the room under this name.
     Joined { name: Box<str> },
     /// Left (or is being closed): its input is ignored, nothing is sent.
@@ -172,6 +218,8 @@ impl ChatRoom {
             online: HashMap::new(),
             scratch: Vec::new(),
             shutting_down: false,
+            desk: None,
+            now: Instant::now(),
             rate: config.rate,
             paused: BinaryHeap::new(),
             lines_this_read: 0,
@@ -196,6 +244,30 @@ impl ChatRoom {
         &self.names
     }
 
+    /// Turns accounts on: loads the accounts and sessions files named in
+    /// `config` (their problems come back as warning events), sends
+    /// hashing jobs to `queue`, and hands changed files to `sink` from
+    /// [`Service::on_timer`]. `clock` pairs an `Instant` with the Unix time
+    /// in milliseconds at that instant, for session expiry.
+    pub fn enable_accounts(
+        &mut self,
+        config: DeskConfig,
+        queue: Box<dyn JobQueue>,
+        sink: Box<dyn SnapshotSink>,
+        clock: (Instant, u64),
+    ) -> Vec<Event> {
+        let (mut desk, warnings) = AccountDesk::load(config, account_key, queue, clock);
+        desk.set_sink(sink);
+        self.desk = Some(desk);
+        warnings
+            .into_iter()
+            .map(|error| Event::Warning {
+                what: ACCOUNTS_WARNING,
+                error,
+            })
+            .collect()
+    }
+
     /// Open chat connections (joined or still at the name prompt).
     pub fn connections(&self) -> usize {
         self.members.len()
@@ -213,9 +285,45 @@ impl ChatRoom {
         };
         let naming = match member.stage {
             Stage::Left => return,
-            Stage::Naming => true,
+            Stage::Naming | Stage::Password => true,
             Stage::Joined { .. } => false,
         };
+        if let Some(desk) = self.desk.as_mut()
+            && desk.is_waiting(key)
+        {
+            // A hash for this connection is being computed: keep what it
+            // typed meanwhile for after the answer (see `job_done`).
+            match line {
+                Line::Text(text) => match desk.hold(key, text) {
+                    Hold::Kept => {}
+                    // Typing a lot while waiting: let TCP hold the rest.
+                    Hold::KeptPause => fx.pause_reading(key),
+                    Hold::Dropped => {
+                        fx.send(key, b"! too much typed while waiting; line dropped\n");
+                    }
+                },
+                Line::TooLong | Line::InvalidUtf8(_) => {
+                    fx.send(key, b"! line ignored while your password is checked\n");
+                }
+            }
+            return;
+        }
+        if let Stage::Password = member.stage {
+            let name = self
+                .desk
+                .as_mut()
+                .and_then(|d| d.take_asked(key))
+                .unwrap_or_default();
+            if let Line::Text(text) = line {
+                self.on_password(key, &name, text, fx);
+            } else {
+                // Not a possible password (invalid UTF-8, too long): a
+                // wrong one, refused without hashing or counting.
+                fx.send(key, WRONG_PASSWORD);
+                self.ask_name_again(key, fx);
+            }
+            return;
+        }
         match line {
             Line::TooLong => {
                 self.scratch.clear();
@@ -248,6 +356,10 @@ impl ChatRoom {
             self.drop_member(key, DisconnectReason::Exit, fx);
             return;
         }
+        if let Some(token) = strip_command(text, "/token") {
+            self.on_token(key, token, fx);
+            return;
+        }
         let name = text.trim_matches(is_blank);
         if let Err(e) = check_name(name) {
             self.reply(key, &["! ", &e.to_string()], fx);
@@ -255,6 +367,8 @@ impl ChatRoom {
         } else if self.online.contains_key(name_key(name).as_str()) {
             self.reply(key, &["! the name ", name, " is taken"], fx);
             fx.send(key, ASK_AGAIN);
+        } else if self.desk.as_ref().is_some_and(|d| d.is_registered(name)) {
+            self.ask_password(key, name, fx);
         } else {
             self.join(key, name, "* hello, ", fx);
         }
@@ -331,6 +445,17 @@ impl ChatRoom {
             fx.send(key, HELP);
         } else if is("/quit") {
             self.drop_member(key, DisconnectReason::Exit, fx);
+        } else if is("/register") {
+            self.register(key, rest, fx);
+        } else if is("/passwd") {
+            self.passwd(key, rest, fx);
+        } else if is("/logout") {
+            self.logout(key, fx);
+        } else if is("/token") {
+            fx.send(
+                key,
+                b"! /token works at the name prompt; you are in the room already\n",
+            );
         } else {
             self.scratch.clear();
             self.scratch.extend_from_slice(b"! unknown command ");
@@ -364,6 +489,16 @@ impl ChatRoom {
         let (old_key, new_key) = (name_key(name), name_key(new));
         if old_key != new_key && self.online.contains_key(new_key.as_str()) {
             self.reply(key, &["! the name ", new, " is taken"], fx);
+            return;
+        }
+        if let Some(desk) = &self.desk
+            && !desk.may_use(key, new)
+        {
+            self.reply(
+                key,
+                &["! the name ", new, " is registered to someone else"],
+                fx,
+            );
             return;
         }
         let old = std::mem::replace(name, new.into());
@@ -529,6 +664,305 @@ impl ChatRoom {
     }
 }
 
+// ----- accounts ---------------------------------------------------------------
+//
+// What is true about accounts is decided in `auth/desk.rs`; these methods
+// say it on the wire, log the `auth` event, and pause or resume reading
+// around a job on the worker thread.
+
+impl ChatRoom {
+    /// A registered, free name at the prompt: ask for its password, unless
+    /// this IP is locked out of it (then refuse without asking).
+    fn ask_password(&mut self, key: ConnKey, name: &str, fx: &mut Effects) {
+        let (Some(desk), Some(member)) = (self.desk.as_ref(), self.members.get(&key)) else {
+            return;
+        };
+        if let Err(wait) = desk.check_lock(name, member.ip, self.now) {
+            self.refuse_locked(key, name, wait, fx);
+            return;
+        }
+        if let Some(desk) = self.desk.as_mut() {
+            desk.ask(key, name);
+        }
+        if let Some(member) = self.members.get_mut(&key) {
+            member.stage = Stage::Password;
+        }
+        self.reply(key, &["* ", name, " is registered; password?"], fx);
+    }
+
+    fn refuse_locked(
+        &mut self,
+        key: ConnKey,
+        name: &str,
+        wait: std::time::Duration,
+        fx: &mut Effects,
+    ) {
+        let wait = humantime::format_duration(wait).to_string();
+        self.reply(key, &["! too many tries; wait ", &wait], fx);
+        self.record_auth(key, name, AuthHow::Password, AuthResult::Locked, fx);
+        self.ask_name_again(key, fx);
+    }
+
+    /// Back to the name prompt.
+    fn ask_name_again(&mut self, key: ConnKey, fx: &mut Effects) {
+        if let Some(member) = self.members.get_mut(&key) {
+            member.stage = Stage::Naming;
+        }
+        fx.send(key, ASK_AGAIN);
+    }
+
+    /// The line after `* NAME is registered; password?`.
+    fn on_password(&mut self, key: ConnKey, name: &str, text: &str, fx: &mut Effects) {
+        if text == "exit" {
+            self.drop_member(key, DisconnectReason::Exit, fx);
+            return;
+        }
+        let (Some(desk), Some(member)) = (self.desk.as_mut(), self.members.get(&key)) else {
+            return;
+        };
+        let password = text.trim_matches(is_blank);
+        match desk.start_login(key, member.ip, name, password, self.now) {
+            Ok(()) => {}
+            Err(Refusal::Locked(wait)) => self.refuse_locked(key, name, wait, fx),
+            Err(_) => {
+                fx.send(key, BUSY);
+                self.ask_name_again(key, fx);
+            }
+        }
+    }
+
+    /// `/token TOKEN` at the name prompt.
+    fn on_token(&mut self, key: ConnKey, token: &str, fx: &mut Effects) {
+        let Some(desk) = self.desk.as_mut() else {
+            fx.send(key, NO_ACCOUNTS);
+            fx.send(key, ASK_AGAIN);
+            return;
+        };
+        match desk.token_login(key, token, self.now) {
+            TokenLogin::Valid { name } => {
+                if self.online.contains_key(name_key(&name).as_str()) {
+                    desk.cancel_login(key);
+                    self.reply(key, &["! the name ", &name, " is taken"], fx);
+                    fx.send(key, ASK_AGAIN);
+                    return;
+                }
+                self.record_auth(key, &name, AuthHow::Token, AuthResult::Ok, fx);
+                self.join(key, &name, "* hello, ", fx);
+            }
+            TokenLogin::Expired { name } => {
+                fx.send(key, b"! unknown or expired token\n");
+                fx.send(key, ASK_AGAIN);
+                self.record_auth(key, &name, AuthHow::Token, AuthResult::Expired, fx);
+            }
+            TokenLogin::Unknown => {
+                fx.send(key, b"! unknown or expired token\n");
+                fx.send(key, ASK_AGAIN);
+                self.record_auth(key, "", AuthHow::Token, AuthResult::Wrong, fx);
+            }
+        }
+    }
+
+    /// `/register PASSWORD`: protect the name this user holds.
+    fn register(&mut self, key: ConnKey, password: &str, fx: &mut Effects) {
+        let Some(Member {
+            stage: Stage::Joined { name },
+            ..
+        }) = self.members.get(&key)
+        else {
+            return;
+        };
+        let name = name.clone();
+        let Some(desk) = self.desk.as_mut() else {
+            fx.send(key, NO_ACCOUNTS);
+            return;
+        };
+        if password.is_empty() {
+            fx.send(key, b"! usage: /register PASSWORD\n");
+            return;
+        }
+        match desk.start_register(key, &name, password) {
+            Ok(()) => {}
+            Err(Refusal::TooShort) => fx.send(key, SHORT_PASSWORD),
+            Err(Refusal::AlreadyRegistered) => self.reply(
+                key,
+                &[
+                    "! ",
+                    &name,
+                    " is registered already; /passwd OLD NEW changes its password",
+                ],
+                fx,
+            ),
+            Err(Refusal::TooManyAccounts) => {
+                fx.send(key, b"! this server holds too many accounts\n");
+            }
+            Err(_) => fx.send(key, BUSY),
+        }
+    }
+
+    /// `/passwd OLD NEW`.
+    fn passwd(&mut self, key: ConnKey, rest: &str, fx: &mut Effects) {
+        let Some(desk) = self.desk.as_mut() else {
+            fx.send(key, NO_ACCOUNTS);
+            return;
+        };
+        let Some((old, new)) = rest.split_once(is_blank) else {
+            fx.send(key, b"! usage: /passwd OLD NEW\n");
+            return;
+        };
+        match desk.start_passwd(key, old, new.trim_matches(is_blank)) {
+            Ok(()) => {}
+            Err(Refusal::NotLoggedIn) => fx.send(key, NOT_LOGGED_IN),
+            Err(Refusal::TooShort) => fx.send(key, SHORT_PASSWORD),
+            Err(_) => fx.send(key, BUSY),
+        }
+    }
+
+    /// `/logout`: end this connection's token.
+    fn logout(&mut self, key: ConnKey, fx: &mut Effects) {
+        let Some(desk) = self.desk.as_mut() else {
+            fx.send(key, NO_ACCOUNTS);
+            return;
+        };
+        match desk.logout(key) {
+            Ok(name) => {
+                fx.send(key, b"* logged out\n");
+                self.record_auth(key, &name, AuthHow::Logout, AuthResult::Ok, fx);
+            }
+            Err(_) => fx.send(key, NOT_LOGGED_IN),
+        }
+    }
+
+    /// A job's answer is back (the reactor checked the connection is still
+    /// there; the desk checks it is the job it waits for).
+    fn job_done(&mut self, done: Done, fx: &mut Effects) {
+        let key = done.key;
+        let Some(desk) = self.desk.as_mut() else {
+            return;
+        };
+        let Some(finished) = desk.finish(done, self.now) else {
+            return; // stale: not the job this connection waits for
+        };
+        if !self.members.contains_key(&key) {
+            return;
+        }
+        match finished {
+            Finished::LoggedIn { name, token } => {
+                if self.online.contains_key(name_key(&name).as_str()) {
+                    // Someone logged in to it meanwhile on another
+                    // connection: this one is not in after all.
+                    if let Some(desk) = self.desk.as_mut() {
+                        desk.cancel_login(key);
+                    }
+                    self.reply(key, &["! the name ", &name, " is taken"], fx);
+                    self.ask_name_again(key, fx);
+                } else {
+                    self.record_auth(key, &name, AuthHow::Password, AuthResult::Ok, fx);
+                    self.join(key, &name, "* hello, ", fx);
+                    self.reply(key, &["* token ", &token.to_hex()], fx);
+                }
+            }
+            Finished::WrongPassword { name } => {
+                fx.send(key, WRONG_PASSWORD);
+                self.record_auth(key, &name, AuthHow::Password, AuthResult::Wrong, fx);
+                self.ask_name_again(key, fx);
+            }
+            Finished::Registered { name, token } => {
+                self.reply(key, &["* ", &name, " is registered"], fx);
+                self.reply(key, &["* token ", &token.to_hex()], fx);
+                self.record_auth(key, &name, AuthHow::Register, AuthResult::Ok, fx);
+            }
+            Finished::PasswordChanged { name, token } => {
+                fx.send(key, b"* password changed\n");
+                self.reply(key, &["* token ", &token.to_hex()], fx);
+                self.record_auth(key, &name, AuthHow::Passwd, AuthResult::Ok, fx);
+            }
+            Finished::PasswdWrong { name } => {
+                fx.send(key, WRONG_PASSWORD);
+                self.record_auth(key, &name, AuthHow::Passwd, AuthResult::Wrong, fx);
+            }
+            Finished::Failed => {
+                fx.send(key, HASH_FAILED);
+                if matches!(
+                    self.members.get(&key).map(|m| &m.stage),
+                    Some(Stage::Password)
+                ) {
+                    self.ask_name_again(key, fx);
+                }
+            }
+        }
+        self.resume_after_job(key, fx);
+    }
+
+    /// The lines held while the job was out are handled now, in order
+    /// (one of them may start another job: the rest are held again), and
+    /// reading resumes if holding had paused it.
+    fn resume_after_job(&mut self, key: ConnKey, fx: &mut Effects) {
+        let (held, was_paused) = match self.desk.as_mut() {
+            Some(desk) => desk.take_held(key),
+            None => (Vec::new(), false),
+        };
+        for line in held {
+            self.on_line(key, Line::Text(&line), fx);
+        }
+        if let Some(desk) = self.desk.as_mut()
+            && desk.take_eof(key)
+        {
+            if desk.is_waiting(key) {
+                desk.hold_eof(key); // after the next answer, then
+            } else {
+                self.drop_member(key, DisconnectReason::Eof, fx);
+                return;
+            }
+        }
+        if !was_paused {
+            return;
+        }
+        if let Some(desk) = self.desk.as_mut()
+            && desk.is_waiting(key)
+        {
+            desk.keep_paused(key); // the next answer resumes it
+            return;
+        }
+        // Over the chat rate as well: its timer resumes it.
+        if !self.members.get(&key).is_some_and(|m| m.rate_paused) {
+            fx.resume_reading(key);
+        }
+    }
+
+    fn record_auth(
+        &mut self,
+        key: ConnKey,
+        name: &str,
+        how: AuthHow,
+        result: AuthResult,
+        fx: &mut Effects,
+    ) {
+        fx.record(Event::Auth {
+            service: "chat",
+            conn: key.id,
+            name: name.to_string(),
+            how,
+            result,
+        });
+    }
+}
+
+/// Accounts are keyed like names in the room ([`name_key`]), so `Alice`
+/// and a look-alike `Аlice` are one account.
+fn account_key(name: &str) -> Box<str> {
+    name_key(name).into_boxed_str()
+}
+
+/// `Some(rest)` when `text` is the command `word` (any ASCII case)
+/// followed by blanks and `rest`, or by nothing.
+fn strip_command<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    let (command, rest) = match text.split_once(is_blank) {
+        Some((c, r)) => (c, r.trim_matches(is_blank)),
+        None => (text, ""),
+    };
+    command.eq_ignore_ascii_case(word).then_some(rest)
+}
+
 /// Queues `line` for every joined user but `except`, as one shared buffer
 /// (allocated only if someone will receive it).
 fn send_to_room(
@@ -573,6 +1007,7 @@ impl Service for ChatRoom {
     }
 
     fn on_open(&mut self, key: ConnKey, peer: SocketAddr, now: Instant, fx: &mut Effects) {
+        self.now = now;
         // An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d;
         // remember it as a.b.c.d either way.
         let ip = peer.ip().to_canonical();
@@ -587,10 +1022,13 @@ impl Service for ChatRoom {
                 rate_paused: false,
             },
         );
+        // A registered name is never handed out by IP: an IP is not a
+        // person (a NAT, a lab machine); only a password or token is.
         let remembered = self
             .names
             .get(ip)
             .filter(|name| !self.online.contains_key(name_key(name).as_str()))
+            .filter(|name| !self.desk.as_ref().is_some_and(|d| d.is_registered(name)))
             .map(Box::<str>::from);
         match remembered {
             Some(name) => self.join(key, &name, "* welcome back, ", fx),
@@ -599,6 +1037,7 @@ impl Service for ChatRoom {
     }
 
     fn on_recv(&mut self, key: ConnKey, bytes: &[u8], now: Instant, fx: &mut Effects) {
+        self.now = now;
         let Some(member) = self.members.get_mut(&key) else {
             return;
         };
@@ -631,11 +1070,24 @@ impl Service for ChatRoom {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.paused.peek().map(|Reverse((at, _))| *at)
+        let refill = self.paused.peek().map(|Reverse((at, _))| *at);
+        // Changed account files are handed to the writer at most once a
+        // second, from here: never per login, never on the hot path.
+        let save = self.desk.as_ref().and_then(AccountDesk::next_flush);
+        match (refill, save) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Resumes reading the users whose allowance has refilled.
+    /// Resumes reading the users whose allowance has refilled, and hands
+    /// changed account files to the writer.
     fn on_timer(&mut self, now: Instant, fx: &mut Effects) {
+        if let Some(desk) = self.desk.as_mut()
+            && desk.next_flush().is_some_and(|at| at <= now)
+        {
+            desk.flush(now);
+        }
         while let Some(Reverse((at, key))) = self.paused.peek().copied() {
             if at > now {
                 break;
@@ -646,7 +1098,11 @@ impl Service for ChatRoom {
             };
             if member.bucket.spend(0, self.rate, now) {
                 member.rate_paused = false;
-                fx.resume_reading(key);
+                // Paused for lines held during a hash as well: the
+                // answer resumes it (`resume_after_job`).
+                if !self.desk.as_ref().is_some_and(|d| d.is_held_paused(key)) {
+                    fx.resume_reading(key);
+                }
                 fx.record(Event::Resume {
                     service: "chat",
                     conn: key.id,
@@ -658,12 +1114,24 @@ impl Service for ChatRoom {
         }
     }
 
-    fn on_eof(&mut self, key: ConnKey, _now: Instant, fx: &mut Effects) {
+    fn on_eof(&mut self, key: ConnKey, now: Instant, fx: &mut Effects) {
+        self.now = now;
         let Some(member) = self.members.get_mut(&key) else {
             return;
         };
         let mut decoder = std::mem::replace(&mut member.decoder, LineDecoder::new(0));
         decoder.finish(|line| self.on_line(key, line, fx));
+        if let Some(desk) = self.desk.as_mut()
+            && desk.is_waiting(key)
+        {
+            // FIN is a half-close: the client may still read, and the
+            // answer to its password or `/register` is owed (as echo owes
+            // what it read). Close after the answer (`resume_after_job`).
+            // A client that is really gone resets instead, and the
+            // reactor closes it at once; the answer is then dropped.
+            desk.hold_eof(key);
+            return;
+        }
         self.drop_member(key, DisconnectReason::Eof, fx);
     }
 
@@ -678,6 +1146,23 @@ impl Service for ChatRoom {
     fn on_close(&mut self, key: ConnKey, _reason: DisconnectReason, fx: &mut Effects) {
         self.leave(key, fx);
         self.members.remove(&key);
+        if let Some(desk) = self.desk.as_mut() {
+            // A job still out for it is abandoned: its answer finds
+            // nothing and is dropped.
+            desk.forget(key);
+        }
+    }
+
+    fn on_stop(&mut self, now: Instant) {
+        // The last changes may be younger than a second: write them now.
+        if let Some(desk) = self.desk.as_mut() {
+            desk.flush(now);
+        }
+    }
+
+    fn on_job_done(&mut self, done: Done, now: Instant, fx: &mut Effects) {
+        self.now = now;
+        self.job_done(done, fx);
     }
 
     fn on_console_line(&mut self, line: &str, fx: &mut Effects) {
@@ -712,6 +1197,10 @@ impl Service for ChatRoom {
         self.take_names_snapshot()
     }
 }
+
+/// The account rules of the room, driven in memory with a fake hasher.
+#[cfg(test)]
+mod accounts_tests;
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,7 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::auth::Done;
 use crate::event::{DisconnectReason, Event};
 use crate::status::{ServiceReport, StatusView};
 
@@ -279,4 +280,13 @@ pub trait Service {
     /// (counters, the connection table) lent for this call: the status
     /// page answers its requests here.
     fn on_tick(&mut self, _view: &StatusView<'_>, _fx: &mut Effects) {}
+    /// The answer to a job this service sent to the worker thread
+    /// (`auth/worker.rs`). The reactor calls it only while `done.key` is
+    /// still a live connection of this service: an answer for a closed
+    /// connection is dropped like any stale effect.
+    fn on_job_done(&mut self, _done: Done, _now: Instant, _fx: &mut Effects) {}
+
+    /// The loop has ended: hand over what must survive the process (chat's
+    /// account files go to the writer thread, which the shell then joins).
+    fn on_stop(&mut self, _now: Instant) {}
 }

@@ -41,6 +41,7 @@
 
 mod common;
 
+mod accounts;
 mod browser;
 mod chat;
 mod cli;
