@@ -41,6 +41,8 @@ pub enum DisconnectReason {
     Shutdown,
     /// Any other socket error.
     Error,
+    /// Framed echo: a header announced a message over `--max-frame`.
+    BadFrame,
 }
 
 impl DisconnectReason {
@@ -54,6 +56,7 @@ impl DisconnectReason {
             DisconnectReason::Full => "full",
             DisconnectReason::Shutdown => "shutdown",
             DisconnectReason::Error => "error",
+            DisconnectReason::BadFrame => "bad-frame",
         }
     }
 
@@ -92,6 +95,9 @@ impl DisconnectReason {
             }
             DisconnectReason::Shutdown => "the server is stopping, so it closed this connection",
             DisconnectReason::Error => "the socket reported an error, so the server closed it",
+            DisconnectReason::BadFrame => {
+                "a header announced a message over --max-frame: closed before buffering any of it"
+            }
         }
     }
 }
@@ -116,6 +122,43 @@ impl StopReason {
             StopReason::Signal => "signal",
             StopReason::Console => "console",
             StopReason::Error => "error",
+        }
+    }
+}
+
+/// Which way a datagram went; the `dir` key of `datagram`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    In,
+    Out,
+}
+
+impl Dir {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dir::In => "in",
+            Dir::Out => "out",
+        }
+    }
+}
+
+/// Why a UDP chat member left; the `reason` key of its `leave`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpLeaveReason {
+    /// It sent `/leave` (or `/quit`, `exit`).
+    Leave,
+    /// Silent for `--udp-member-timeout`.
+    Idle,
+    /// The server is stopping.
+    Shutdown,
+}
+
+impl UdpLeaveReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UdpLeaveReason::Leave => "leave",
+            UdpLeaveReason::Idle => "idle",
+            UdpLeaveReason::Shutdown => "shutdown",
         }
     }
 }
@@ -210,6 +253,24 @@ pub enum Event {
         what: &'static str,
         error: String,
     },
+    /// One datagram received or sent by a UDP twin (`udp-echo`, `udp-chat`).
+    Datagram {
+        service: &'static str,
+        peer: SocketAddr,
+        bytes: usize,
+        dir: Dir,
+    },
+    /// udp-chat: a peer joined the room with `/join NAME`.
+    UdpJoin {
+        peer: SocketAddr,
+        name: String,
+    },
+    /// udp-chat: a member left the room.
+    UdpLeave {
+        peer: SocketAddr,
+        name: String,
+        reason: UdpLeaveReason,
+    },
 }
 
 impl Event {
@@ -233,12 +294,15 @@ impl Event {
             Event::Leave { .. } => "leave",
             Event::Console { .. } => "console",
             Event::Warning { .. } => "warning",
+            Event::Datagram { .. } => "datagram",
+            Event::UdpJoin { .. } => "join",
+            Event::UdpLeave { .. } => "leave",
         }
     }
 
     pub fn level(&self) -> log::Level {
         match self {
-            Event::Recv { .. } | Event::Send { .. } => log::Level::Debug,
+            Event::Recv { .. } | Event::Send { .. } | Event::Datagram { .. } => log::Level::Debug,
             Event::BindRetry { .. }
             | Event::AcceptError { .. }
             | Event::Limit { .. }
@@ -259,6 +323,9 @@ impl Event {
             Event::Start { .. } => {
                 "the process started; no socket is open yet".to_string()
             }
+            Event::Listen { service, addr } if service.starts_with("udp-") => format!(
+                "socket() and bind() on UDP {addr}: no listen(), no accept(), no connections; datagrams just arrive"
+            ),
             Event::Listen { service, addr } => format!(
                 "socket(), bind() and listen() succeeded: the kernel now completes TCP handshakes on {addr} and queues them for the {service} service to accept()"
             ),
@@ -267,6 +334,9 @@ impl Event {
             ),
             Event::Accept { peer, slot, .. } => format!(
                 "accept() took a finished handshake from the listen queue and returned a new socket for {peer}; its state lives in slab slot {slot}"
+            ),
+            Event::Recv { service: "frame", bytes, .. } => format!(
+                "recv() gave {bytes} bytes: part of a message or parts of two; the 4-byte length header finds the edges"
             ),
             Event::Recv { bytes, .. } => format!(
                 "recv() copied {bytes} bytes that were waiting in the socket's receive buffer; it never waits, so one slow client cannot stall the others"
@@ -298,6 +368,18 @@ impl Event {
             ),
             Event::Console { .. } => {
                 "a line typed on the server's stdin, which the loop watches like one more socket, went to every chat user".to_string()
+            }
+            Event::Datagram { dir: Dir::In, .. } => {
+                "recvfrom() gave one whole datagram and its sender: no connection, no accept, no byte stream".to_string()
+            }
+            Event::Datagram { dir: Dir::Out, .. } => {
+                "sendto() sent one datagram: if it is lost, nobody resends it; datagrams may arrive out of order".to_string()
+            }
+            Event::UdpJoin { name, .. } => format!(
+                "a datagram said /join {name}: the server now knows that address as a member; no connection"
+            ),
+            Event::UdpLeave { reason: UdpLeaveReason::Idle, .. } => {
+                "UDP has no FIN: a member is known gone only when it stays silent too long".to_string()
             }
             _ => return None,
         })
@@ -387,6 +469,25 @@ impl fmt::Display for Logfmt<'_> {
             Event::Warning { what, error } => {
                 write!(f, " what={what} error={}", Value(error))
             }
+            Event::Datagram {
+                service,
+                peer,
+                bytes,
+                dir,
+            } => write!(
+                f,
+                " service={service} peer={peer} bytes={bytes} dir={}",
+                dir.as_str()
+            ),
+            Event::UdpJoin { peer, name } => {
+                write!(f, " service=udp-chat peer={peer} name={}", Value(name))
+            }
+            Event::UdpLeave { peer, name, reason } => write!(
+                f,
+                " service=udp-chat peer={peer} name={} reason={}",
+                Value(name),
+                reason.as_str()
+            ),
         }
     }
 }

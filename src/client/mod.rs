@@ -374,6 +374,8 @@ mod tests {
         let args = ClientArgs {
             host: None,
             port: None,
+            udp: false,
+            framed: false,
         };
         let t = Target::from_args(&args, ClientKind::Echo, false).unwrap();
         assert_eq!(t.label(), "127.0.0.1:7000");
@@ -382,12 +384,16 @@ mod tests {
         let args = ClientArgs {
             host: Some("::1".into()),
             port: Some(9),
+            udp: false,
+            framed: false,
         };
         let t = Target::from_args(&args, ClientKind::Echo, false).unwrap();
         assert_eq!(t.label(), "[::1]:9");
         let args = ClientArgs {
             host: None,
             port: Some(0),
+            udp: false,
+            framed: false,
         };
         assert!(Target::from_args(&args, ClientKind::Echo, false).is_err());
     }

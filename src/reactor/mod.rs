@@ -26,6 +26,7 @@ mod read;
 mod stop;
 mod timers;
 mod token;
+mod udp;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -43,6 +44,7 @@ use timers::Timers;
 use token::Source;
 
 pub use accept::FULL_LINE;
+pub use udp::{MAX_UDP, UdpStats};
 
 impl Reactor {
     /// Turns the loop until the server has stopped; returns why.
@@ -80,6 +82,7 @@ impl Reactor {
         self.events = events;
         self.retry_cut_short_work();
         self.fire_timers();
+        self.fire_service_deadlines();
         self.flush_and_close();
         Ok(())
     }
@@ -87,17 +90,25 @@ impl Reactor {
     /// Step 1: sleep until the nearest deadline — or not at all when work
     /// was cut short last turn. With no deadline, sleep until an event.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again_reads.is_empty() || !self.again_accepts.is_empty() || self.again_console {
+        if !self.again_reads.is_empty()
+            || !self.again_accepts.is_empty()
+            || self.again_console
+            || self.udp.has_work()
+        {
             return Some(Duration::ZERO);
         }
         let drain_deadline = match self.phase {
             RunState::Draining { deadline, .. } => Some(deadline),
             _ => None,
         };
-        let next = match (self.timers.next_deadline(), drain_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [
+            self.timers.next_deadline(),
+            drain_deadline,
+            self.service_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
@@ -120,6 +131,7 @@ impl Reactor {
     fn dispatch(&mut self, token: Token, read_closed: bool) {
         match token::classify(token) {
             Source::Listener(index) => self.accept_ready(index),
+            Source::Udp(index) => self.udp_ready(index),
             Source::Conn(slot) => self.conn_ready(slot, read_closed),
             Source::Signals => self.signals_ready(),
             Source::Console => self.console_ready(),
@@ -140,6 +152,7 @@ impl Reactor {
         if std::mem::take(&mut self.again_console) {
             self.console_ready();
         }
+        self.retry_udp();
     }
 }
 
@@ -216,6 +229,8 @@ pub struct Reactor {
     again_console: bool,
     /// Accepting stopped on `EMFILE`/`ENFILE` until a connection closes.
     accept_paused: bool,
+    /// The UDP twins (`udp.rs`), added after `new` by `add_udp`.
+    udp: udp::UdpTwins,
 }
 
 impl Reactor {
@@ -271,6 +286,7 @@ impl Reactor {
             again_accepts: Vec::new(),
             again_console: false,
             accept_paused: false,
+            udp: udp::UdpTwins::default(),
         };
         reactor.handle_console_input(early_input);
         Ok(reactor)

@@ -13,6 +13,7 @@
 //! [`services`].
 
 pub mod listen;
+pub mod udp;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -101,14 +102,55 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
             service: index,
         });
     }
+    let twins = bind_twins(args, &services, &listeners, &ranges)?;
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let mut reactor = Reactor::new(config, listeners, services).map_err(Error::Poll)?;
+    let mut twin_keys = Vec::with_capacity(twins.len());
+    for (service, name, socket) in twins {
+        let key = reactor
+            .add_udp(socket, service, name)
+            .map_err(Error::Poll)?;
+        twin_keys.push((service, name, key));
+    }
     for (index, name) in names.into_iter().enumerate() {
         if let Some(addr) = reactor.listener_addr(index) {
             announce(name, addr);
         }
+        for &(_, twin, key) in twin_keys.iter().filter(|t| t.0 == index) {
+            if let Some(addr) = reactor.udp_addr(key) {
+                announce(twin, addr);
+            }
+        }
     }
     reactor.run().map_err(Error::Poll)
+}
+
+/// Binds the UDP twin of each service that has one (unless `--no-udp`), at
+/// its TCP port number if that is free: `(service index, twin name,
+/// socket)`.
+fn bind_twins(
+    args: &ServeArgs,
+    services: &[Box<dyn Service>],
+    listeners: &[Listening],
+    ranges: &[PortRange],
+) -> Result<Vec<(usize, &'static str, mio::net::UdpSocket)>, Error> {
+    let mut twins = Vec::new();
+    if args.no_udp {
+        return Ok(twins);
+    }
+    for (index, service) in services.iter().enumerate() {
+        let Some(twin) = udp::twin_name(service.name()) else {
+            continue;
+        };
+        let port = listeners
+            .iter()
+            .find(|l| l.service == index)
+            .and_then(|l| l.socket.local_addr().ok())
+            .map_or(0, |a| a.port());
+        let socket = udp::bind_twin(twin, args.host, port, ranges[index]).map_err(Error::Listen)?;
+        twins.push((index, twin, socket));
+    }
+    Ok(twins)
 }
 
 /// The services this run serves, each with the port range it binds.
@@ -118,13 +160,14 @@ fn services(args: &ServeArgs) -> Vec<(Box<dyn Service>, PortRange)> {
         services.push((Box::new(EchoService::new(&args.exit_word)), args.echo_ports));
     }
     if !args.no_chat {
-        let (chat, warnings) = ChatRoom::new(ChatConfig {
+        let (mut chat, warnings) = ChatRoom::new(ChatConfig {
             max_line_bytes: args.max_line.as_usize(),
             names_path: args.names_path(),
         });
         for warning in &warnings {
             event::record(warning);
         }
+        chat.set_udp_limits(args.udp_member_timeout.non_zero(), args.max_clients);
         services.push((Box::new(chat), args.chat_ports));
     }
     services

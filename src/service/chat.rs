@@ -66,7 +66,10 @@ use std::time::Instant;
 use crate::codec::{Line, LineDecoder};
 use crate::event::{DisconnectReason, Event};
 use crate::names::{NamesFile, check_name};
-use crate::service::{ConnKey, Effects, Service};
+use crate::service::{ConnKey, Effects, Service, UdpKey};
+
+mod udp;
+pub use udp::DEFAULT_MEMBER_TIMEOUT;
 
 /// What the chat room needs from the command line.
 #[derive(Debug, Clone)]
@@ -111,6 +114,8 @@ pub struct ChatRoom {
     scratch: Vec<u8>,
     /// A graceful stop began: departures are no longer announced.
     shutting_down: bool,
+    /// Members who chat over UDP (`chat/udp.rs`).
+    udp: udp::UdpMembers,
 }
 
 /// One chat connection.
@@ -154,6 +159,7 @@ impl ChatRoom {
             online: HashMap::new(),
             scratch: Vec::new(),
             shutting_down: false,
+            udp: udp::UdpMembers::default(),
         };
         (room, warnings)
     }
@@ -214,7 +220,7 @@ impl ChatRoom {
         if let Err(e) = check_name(name) {
             self.reply(key, &["! ", &e.to_string()], fx);
             fx.send(key, ASK_AGAIN);
-        } else if self.online.contains_key(&*fold(name)) {
+        } else if self.name_taken(&fold(name)) {
             self.reply(key, &["! the name ", name, " is taken"], fx);
             fx.send(key, ASK_AGAIN);
         } else {
@@ -262,7 +268,7 @@ impl ChatRoom {
     /// `NAME: text` to every other user: the hot path, formatted once into
     /// a shared buffer.
     fn relay(&mut self, key: ConnKey, text: &str, fx: &mut Effects) {
-        if self.online.len() < 2 {
+        if self.online.len() + self.udp.len() < 2 {
             return; // nobody to hear it
         }
         let Some(Member {
@@ -278,6 +284,7 @@ impl ChatRoom {
         push_clean(&mut self.scratch, text);
         self.scratch.push(b'\n');
         send_to_room(&self.online, Some(key), &self.scratch, fx);
+        self.udp.send_all(None, &self.scratch, fx);
     }
 
     fn on_command(&mut self, key: ConnKey, text: &str, fx: &mut Effects) {
@@ -327,7 +334,9 @@ impl ChatRoom {
             return;
         }
         let (old_fold, new_fold) = (fold(name), fold(new));
-        if old_fold != new_fold && self.online.contains_key(&new_fold) {
+        // Field by field (not `name_taken`): `name` still borrows `members`.
+        let taken = self.online.contains_key(&new_fold) || self.udp.taken(&new_fold);
+        if old_fold != new_fold && taken {
             self.reply(key, &["! the name ", new, " is taken"], fx);
             return;
         }
@@ -346,6 +355,12 @@ impl ChatRoom {
     }
 
     fn who(&mut self, key: ConnKey, fx: &mut Effects) {
+        self.format_who();
+        fx.send(key, &self.scratch);
+    }
+
+    /// The `/who` line into `self.scratch`: TCP and UDP users.
+    fn format_who(&mut self) {
         let mut list: Vec<&str> = self
             .online
             .values()
@@ -353,6 +368,7 @@ impl ChatRoom {
                 Stage::Joined { name } => Some(&**name),
                 _ => None,
             })
+            .chain(self.udp.names())
             .collect();
         list.sort_by_cached_key(|n| n.to_lowercase());
         let budget = self.max_line_bytes.max(WHO_MIN_BYTES);
@@ -373,7 +389,6 @@ impl ChatRoom {
             self.scratch.extend_from_slice(name.as_bytes());
         }
         self.scratch.push(b'\n');
-        fx.send(key, &self.scratch);
     }
 
     /// `/msg NAME text`: `* SENDER whispers: text` to NAME only.
@@ -389,7 +404,9 @@ impl ChatRoom {
             return;
         }
         let Some(&to) = self.online.get(&*fold(target)) else {
-            self.reply(key, &["! no such user: ", target], fx);
+            if !self.whisper_udp(key, target, text, fx) {
+                self.reply(key, &["! no such user: ", target], fx);
+            }
             return;
         };
         let Some(Member {
@@ -458,6 +475,7 @@ impl ChatRoom {
         push_all(&mut self.scratch, parts);
         self.scratch.push(b'\n');
         send_to_room(&self.online, except, &self.scratch, fx);
+        self.udp.send_all(None, &self.scratch, fx);
     }
 }
 
@@ -541,7 +559,7 @@ impl Service for ChatRoom {
         let remembered = self
             .names
             .get(ip)
-            .filter(|name| !self.online.contains_key(&*fold(name)))
+            .filter(|name| !self.name_taken(&fold(name)))
             .map(Box::<str>::from);
         match remembered {
             Some(name) => self.join(key, &name, "* welcome back, ", fx),
@@ -599,6 +617,7 @@ impl Service for ChatRoom {
         push_clean(&mut self.scratch, line);
         self.scratch.push(b'\n');
         send_to_room(&self.online, None, &self.scratch, fx);
+        self.udp.send_all(None, &self.scratch, fx);
     }
 
     fn on_shutdown(&mut self, fx: &mut Effects) {
@@ -609,6 +628,26 @@ impl Service for ChatRoom {
                 fx.send_shared(key, &notice);
             }
         }
+        self.udp_shutdown(fx);
+    }
+
+    fn on_datagram(
+        &mut self,
+        via: UdpKey,
+        peer: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        self.udp_datagram(via, peer, bytes, now, fx);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.udp_deadline()
+    }
+
+    fn on_deadline(&mut self, now: Instant, fx: &mut Effects) {
+        self.udp_expire(now, fx);
     }
 }
 

@@ -34,6 +34,13 @@ pub struct ConnKey {
     pub id: u64,
 }
 
+/// Names one of the reactor's UDP sockets (a service's UDP twin). A
+/// datagram arrives with the key of the socket it came in on, and a reply
+/// names the socket to send it from: UDP has no connection to answer on,
+/// only a socket and the sender's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UdpKey(pub usize);
+
 /// What a service asks the reactor to do, as read back from [`Effects`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect<'a> {
@@ -59,6 +66,21 @@ pub enum Effect<'a> {
     ResumeReading(ConnKey),
     /// Write a lifecycle event to the log.
     Record(Event),
+    /// Send one datagram carrying `bytes` (which may be empty) to `peer`
+    /// from the UDP socket `via`, now; one the kernel will not take at once
+    /// is dropped and counted, never queued.
+    SendTo {
+        via: UdpKey,
+        peer: SocketAddr,
+        bytes: &'a [u8],
+    },
+    /// [`Effect::SendTo`] with part of the input of this `on_datagram`
+    /// call, by range (udp-echo's reply, with no copy).
+    SendInputTo {
+        via: UdpKey,
+        peer: SocketAddr,
+        range: Range<usize>,
+    },
 }
 
 /// The stored form of an effect: sent bytes live in one arena that is
@@ -85,6 +107,16 @@ enum Op {
     PauseReading(ConnKey),
     ResumeReading(ConnKey),
     Record(Event),
+    SendTo {
+        via: UdpKey,
+        peer: SocketAddr,
+        range: Range<usize>,
+    },
+    SendInputTo {
+        via: UdpKey,
+        peer: SocketAddr,
+        range: Range<usize>,
+    },
 }
 
 /// A reusable buffer of effects. Services push into it; the reactor drains
@@ -169,6 +201,28 @@ impl Effects {
         self.ops.push(Op::Record(event));
     }
 
+    /// Send one datagram with a copy of `bytes` (empty is a valid
+    /// datagram) to `peer` from the UDP socket `via`. Never merged with
+    /// another: each call is one datagram.
+    pub fn send_to(&mut self, via: UdpKey, peer: SocketAddr, bytes: &[u8]) {
+        if self.ops.is_empty() {
+            self.arena.clear();
+        }
+        let start = self.arena.len();
+        self.arena.extend_from_slice(bytes);
+        self.ops.push(Op::SendTo {
+            via,
+            peer,
+            range: start..self.arena.len(),
+        });
+    }
+
+    /// Send `input[range]` as one datagram (empty included), where `input`
+    /// is the `bytes` of the current `on_datagram` call. Only valid there.
+    pub fn send_input_to(&mut self, via: UdpKey, peer: SocketAddr, range: Range<usize>) {
+        self.ops.push(Op::SendInputTo { via, peer, range });
+    }
+
     /// Yields the effects in the order they were pushed and leaves the
     /// buffer empty (keeping its capacity for the next call).
     pub fn drain(&mut self) -> impl Iterator<Item = Effect<'_>> {
@@ -185,6 +239,12 @@ impl Effects {
             Op::PauseReading(k) => Effect::PauseReading(k),
             Op::ResumeReading(k) => Effect::ResumeReading(k),
             Op::Record(e) => Effect::Record(e),
+            Op::SendTo { via, peer, range } => Effect::SendTo {
+                via,
+                peer,
+                bytes: &arena[range],
+            },
+            Op::SendInputTo { via, peer, range } => Effect::SendInputTo { via, peer, range },
         })
     }
 }
@@ -218,4 +278,27 @@ pub trait Service {
 
     /// A graceful stop began: say goodbye while output can still be sent.
     fn on_shutdown(&mut self, _fx: &mut Effects) {}
+
+    /// A datagram arrived on this service's UDP twin (`via`) from `peer`:
+    /// one whole message, possibly empty. No connection exists; answers go
+    /// out as [`Effect::SendTo`]. Services without a twin never get this.
+    fn on_datagram(
+        &mut self,
+        _via: UdpKey,
+        _peer: SocketAddr,
+        _bytes: &[u8],
+        _now: Instant,
+        _fx: &mut Effects,
+    ) {
+    }
+
+    /// The service's nearest deadline of its own (udp-chat's member
+    /// expiry), for `poll`'s timeout; `None` when it waits for nothing.
+    /// May be early (the service then finds nothing due), never late.
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// [`Service::next_deadline`] has passed: act on what is due at `now`.
+    fn on_deadline(&mut self, _now: Instant, _fx: &mut Effects) {}
 }
