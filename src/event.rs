@@ -323,9 +323,9 @@ impl Event {
             Event::Start { .. } => {
                 "the process started; no socket is open yet".to_string()
             }
-            Event::Listen { service, addr } if service.starts_with("udp-") => format!(
-                "socket() and bind() on UDP {addr}: no listen(), no accept(), no connections; datagrams just arrive"
-            ),
+            Event::Listen { service, .. } if service.starts_with("udp-") => {
+                "socket() and bind() on UDP: no listen(), no accept(), no connections; datagrams just arrive".to_string()
+            }
             Event::Listen { service, addr } => format!(
                 "socket(), bind() and listen() succeeded: the kernel now completes TCP handshakes on {addr} and queues them for the {service} service to accept()"
             ),
@@ -336,7 +336,7 @@ impl Event {
                 "accept() took a finished handshake from the listen queue and returned a new socket for {peer}; its state lives in slab slot {slot}"
             ),
             Event::Recv { service: "frame", bytes, .. } => format!(
-                "recv() gave {bytes} bytes: part of a message or parts of two; the 4-byte length header finds the edges"
+                "recv() gave {bytes} bytes: part of a message or parts of two; the length headers split them"
             ),
             Event::Recv { bytes, .. } => format!(
                 "recv() copied {bytes} bytes that were waiting in the socket's receive buffer; it never waits, so one slow client cannot stall the others"
@@ -375,9 +375,9 @@ impl Event {
             Event::Datagram { dir: Dir::Out, .. } => {
                 "sendto() sent one datagram: if it is lost, nobody resends it; datagrams may arrive out of order".to_string()
             }
-            Event::UdpJoin { name, .. } => format!(
-                "a datagram said /join {name}: the server now knows that address as a member; no connection"
-            ),
+            Event::UdpJoin { .. } => {
+                "a /join datagram made this address a member: UDP has no connection, only a known address".to_string()
+            }
             Event::UdpLeave { reason: UdpLeaveReason::Idle, .. } => {
                 "UDP has no FIN: a member is known gone only when it stays silent too long".to_string()
             }
@@ -591,6 +591,85 @@ mod tests {
         };
         assert_eq!(retry.level(), log::Level::Warn);
         assert_eq!(Event::Rotate { file: "a".into() }.level(), log::Level::Info);
+    }
+
+    #[test]
+    fn datagram_and_udp_chat_lines() {
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let d = Event::Datagram {
+            service: "udp-echo",
+            peer,
+            bytes: 0,
+            dir: Dir::Out,
+        };
+        assert_eq!(d.level(), log::Level::Debug);
+        assert_eq!(
+            line(&d),
+            "datagram service=udp-echo peer=127.0.0.1:5000 bytes=0 dir=out"
+        );
+        let j = Event::UdpJoin {
+            peer,
+            name: "bob".into(),
+        };
+        assert_eq!(
+            line(&j),
+            "join service=udp-chat peer=127.0.0.1:5000 name=bob"
+        );
+        let l = Event::UdpLeave {
+            peer,
+            name: "bob".into(),
+            reason: UdpLeaveReason::Idle,
+        };
+        assert_eq!(
+            line(&l),
+            "leave service=udp-chat peer=127.0.0.1:5000 name=bob reason=idle"
+        );
+        assert_eq!(DisconnectReason::BadFrame.as_str(), "bad-frame");
+    }
+
+    /// The sentences about datagrams and frames say what differs from TCP
+    /// in at most 100 characters.
+    #[test]
+    fn udp_and_frame_explanations_are_short() {
+        let peer: SocketAddr = "[ffff::1]:65535".parse().unwrap();
+        let events = [
+            Event::Datagram {
+                service: "udp-chat",
+                peer,
+                bytes: 65_507,
+                dir: Dir::In,
+            },
+            Event::Datagram {
+                service: "udp-chat",
+                peer,
+                bytes: 65_507,
+                dir: Dir::Out,
+            },
+            Event::UdpJoin {
+                peer,
+                name: "abcdefghijklmnopqrstuvwxyz012345".into(),
+            },
+            Event::UdpLeave {
+                peer,
+                name: "x".into(),
+                reason: UdpLeaveReason::Idle,
+            },
+            Event::Listen {
+                service: "udp-echo",
+                addr: peer,
+            },
+            Event::Recv {
+                service: "frame",
+                conn: 1,
+                bytes: 16 << 20,
+            },
+        ];
+        for e in &events {
+            let s = e.explain().unwrap();
+            assert!(s.chars().count() <= 100, "{} chars: {s}", s.chars().count());
+        }
+        let s = DisconnectReason::BadFrame.explain();
+        assert!(s.chars().count() <= 100, "{s}");
     }
 
     #[test]

@@ -64,17 +64,16 @@ pub fn bind_twin(
 /// `same_port`, then the ports after it in `range`, then those before it;
 /// for range `0`, `same_port` and then any port (`0`).
 fn ports_to_try(same_port: u16, range: PortRange) -> impl Iterator<Item = u16> {
-    let (after, before) = if range.first == 0 {
-        (0..=0, 1..=0)
-    } else {
-        (
-            same_port.saturating_add(1).max(range.first)..=range.last,
-            range.first..=same_port.saturating_sub(1).min(range.last),
-        )
-    };
+    if range.first == 0 {
+        return vec![same_port, 0].into_iter();
+    }
+    let after = range.ports().filter(|&p| p > same_port);
+    let before = range.ports().filter(|&p| p < same_port);
     std::iter::once(same_port)
         .chain(after)
-        .chain(before.filter(move |&p| p != same_port))
+        .chain(before)
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {

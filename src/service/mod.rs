@@ -302,3 +302,44 @@ pub trait Service {
     /// [`Service::next_deadline`] has passed: act on what is due at `now`.
     fn on_deadline(&mut self, _now: Instant, _fx: &mut Effects) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datagrams_are_never_merged_and_may_be_empty() {
+        let mut fx = Effects::new();
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        fx.send_to(UdpKey(0), peer, b"a");
+        fx.send_to(UdpKey(0), peer, b"b");
+        fx.send_to(UdpKey(0), peer, b"");
+        fx.send_input_to(UdpKey(1), peer, 0..0);
+        let got: Vec<Effect> = fx.drain().collect();
+        assert_eq!(
+            got,
+            vec![
+                Effect::SendTo {
+                    via: UdpKey(0),
+                    peer,
+                    bytes: b"a"
+                },
+                Effect::SendTo {
+                    via: UdpKey(0),
+                    peer,
+                    bytes: b"b"
+                },
+                Effect::SendTo {
+                    via: UdpKey(0),
+                    peer,
+                    bytes: b""
+                },
+                Effect::SendInputTo {
+                    via: UdpKey(1),
+                    peer,
+                    range: 0..0
+                },
+            ]
+        );
+    }
+}

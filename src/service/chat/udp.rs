@@ -467,3 +467,450 @@ fn split_command(text: &str) -> (&str, &str) {
         None => (text, ""),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! TCP users and UDP members in one room, driven in memory: the harness
+    //! plays the reactor (it applies effects, keeps each TCP connection's
+    //! bytes and each UDP peer's datagrams, and calls `on_close`).
+
+    use super::*;
+    use crate::service::chat::ChatConfig;
+    use crate::service::{Effect, Service};
+
+    const VIA: UdpKey = UdpKey(0);
+
+    struct Harness {
+        chat: ChatRoom,
+        fx: Effects,
+        now: Instant,
+        next_id: u64,
+        tcp_out: HashMap<ConnKey, Vec<u8>>,
+        datagrams: HashMap<SocketAddr, Vec<Vec<u8>>>,
+        events: Vec<Event>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut chat, _) = ChatRoom::new(ChatConfig {
+                max_line_bytes: 64,
+                names_path: dir.path().join("names.tsv"),
+            });
+            chat.set_udp_limits(Some(Duration::from_secs(60)), 3);
+            Harness {
+                chat,
+                fx: Effects::new(),
+                now: Instant::now(),
+                next_id: 0,
+                tcp_out: HashMap::new(),
+                datagrams: HashMap::new(),
+                events: Vec::new(),
+                _dir: dir,
+            }
+        }
+
+        fn pump(&mut self) {
+            loop {
+                let mut closing = Vec::new();
+                for effect in self.fx.drain() {
+                    match effect {
+                        Effect::Send { to, bytes } => {
+                            self.tcp_out.entry(to).or_default().extend_from_slice(bytes)
+                        }
+                        Effect::SendShared { to, bytes } => self
+                            .tcp_out
+                            .entry(to)
+                            .or_default()
+                            .extend_from_slice(&bytes),
+                        Effect::SendTo { via, peer, bytes } => {
+                            assert_eq!(via, VIA);
+                            assert!(bytes.ends_with(b"\n"), "{bytes:?}");
+                            self.datagrams.entry(peer).or_default().push(bytes.to_vec());
+                        }
+                        Effect::Close { to, reason } => closing.push((to, reason)),
+                        Effect::Record(e) => self.events.push(e),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                if closing.is_empty() {
+                    return;
+                }
+                for (key, reason) in closing {
+                    self.chat.on_close(key, reason, &mut self.fx);
+                }
+            }
+        }
+
+        /// A TCP user from `ip` who chose `name`; its output cleared.
+        fn tcp(&mut self, ip: &str, name: &str) -> ConnKey {
+            self.next_id += 1;
+            let key = ConnKey {
+                slot: self.next_id as usize,
+                id: self.next_id,
+            };
+            let peer = SocketAddr::new(ip.parse().unwrap(), 40_000);
+            self.chat.on_open(key, peer, self.now, &mut self.fx);
+            self.tcp_send(key, format!("{name}\n").as_bytes());
+            self.tcp_lines(key);
+            self.events.clear();
+            key
+        }
+
+        fn tcp_send(&mut self, key: ConnKey, bytes: &[u8]) {
+            self.chat.on_recv(key, bytes, self.now, &mut self.fx);
+            self.pump();
+        }
+
+        fn tcp_lines(&mut self, key: ConnKey) -> Vec<String> {
+            let bytes = self.tcp_out.remove(&key).unwrap_or_default();
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+
+        fn udp(&mut self, peer: SocketAddr, bytes: &[u8]) {
+            self.chat
+                .on_datagram(VIA, peer, bytes, self.now, &mut self.fx);
+            self.pump();
+        }
+
+        /// The datagrams `peer` got since the last call, `\n` removed.
+        fn got(&mut self, peer: SocketAddr) -> Vec<String> {
+            self.datagrams
+                .remove(&peer)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| {
+                    String::from_utf8(d)
+                        .unwrap()
+                        .trim_end_matches('\n')
+                        .to_string()
+                })
+                .collect()
+        }
+
+        /// Moves time on and fires the room's deadline if it is due.
+        fn advance(&mut self, by: Duration) {
+            self.now += by;
+            if self.chat.next_deadline().is_some_and(|at| at <= self.now) {
+                self.chat.on_deadline(self.now, &mut self.fx);
+                self.pump();
+            }
+        }
+    }
+
+    fn peer(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn strangers_must_join_first_and_cost_nothing() {
+        let mut h = Harness::new();
+        let p = peer(1);
+        for first in [&b"hello\n"[..], b"", b"/who", b"/leave\r\n", b"\xff"] {
+            h.udp(p, first);
+            let got = h.got(p);
+            assert!(
+                got.len() == 1 && got[0].starts_with("! "),
+                "{first:?}: {got:?}"
+            );
+        }
+        assert_eq!(h.chat.udp_members(), 0);
+        assert_eq!(h.chat.next_deadline(), None, "no state for strangers");
+        assert!(h.events.is_empty());
+    }
+
+    #[test]
+    fn join_rules_are_the_tcp_rules_and_names_are_shared() {
+        let mut h = Harness::new();
+        let alice = h.tcp("10.0.0.1", "Alice");
+        let (p, q) = (peer(1), peer(2));
+        h.udp(p, b"/join two words\n");
+        assert_eq!(
+            h.got(p),
+            strs(&["! a name may only hold letters, digits, _ and -"])
+        );
+        h.udp(p, b"/join\n");
+        assert_eq!(h.got(p), strs(&["! a name has 1 to 32 characters"]));
+        h.udp(p, b"/join ALICE\n");
+        assert_eq!(h.got(p), strs(&["! the name ALICE is taken"]));
+        h.udp(p, b"/JOIN bob\r\n");
+        assert_eq!(h.got(p), strs(&["* hello, bob"]));
+        assert_eq!(h.tcp_lines(alice), strs(&["* bob joined"]));
+        assert_eq!(
+            h.events,
+            vec![Event::UdpJoin {
+                peer: p,
+                name: "bob".into()
+            }]
+        );
+        // UDP names block TCP joins and /nick, and other UDP joins.
+        h.udp(q, b"/join Bob");
+        assert_eq!(h.got(q), strs(&["! the name Bob is taken"]));
+        h.tcp_send(alice, b"/nick BOB\n");
+        assert_eq!(h.tcp_lines(alice), strs(&["! the name BOB is taken"]));
+        let carol = ConnKey { slot: 90, id: 90 };
+        h.chat
+            .on_open(carol, "10.0.0.3:1".parse().unwrap(), h.now, &mut h.fx);
+        h.pump();
+        h.tcp_lines(carol);
+        h.tcp_send(carol, b"bob\n");
+        assert_eq!(
+            h.tcp_lines(carol),
+            strs(&["! the name bob is taken", "* what is your name?"])
+        );
+        // Joining twice from one address is refused.
+        h.udp(p, b"/join other");
+        assert_eq!(
+            h.got(p),
+            strs(&["! you are already bob; send /leave first"])
+        );
+    }
+
+    #[test]
+    fn lines_relay_both_ways() {
+        let mut h = Harness::new();
+        let alice = h.tcp("10.0.0.1", "alice");
+        let carol = h.tcp("10.0.0.3", "carol");
+        let (p, q) = (peer(1), peer(2));
+        h.udp(p, b"/join bob");
+        h.udp(q, b"/join dan");
+        h.tcp_lines(alice);
+        h.tcp_lines(carol);
+        h.got(p);
+        h.got(q);
+        h.udp(p, "hi \x1b[31mall ✓\r\n".as_bytes());
+        assert_eq!(h.tcp_lines(alice), strs(&["bob: hi [31mall ✓"]));
+        assert_eq!(h.tcp_lines(carol), strs(&["bob: hi [31mall ✓"]));
+        assert_eq!(h.got(q), strs(&["bob: hi [31mall ✓"]));
+        assert!(h.got(p).is_empty(), "no copy for the sender");
+        h.tcp_send(alice, b"hello bob\nand dan\n");
+        assert_eq!(h.got(p), strs(&["alice: hello bob", "alice: and dan"]));
+        assert_eq!(h.got(q), strs(&["alice: hello bob", "alice: and dan"]));
+        assert_eq!(
+            h.tcp_lines(carol),
+            strs(&["alice: hello bob", "alice: and dan"])
+        );
+        // Empty and blank datagrams are ignored.
+        h.udp(p, b"\n");
+        h.udp(p, b"  ");
+        assert!(h.tcp_lines(alice).is_empty());
+        // The console reaches UDP members too.
+        h.chat.on_console_line("class ends", &mut h.fx);
+        h.pump();
+        assert_eq!(h.got(q), strs(&["[server] class ends"]));
+    }
+
+    #[test]
+    fn one_tcp_user_and_one_udp_member_hear_each_other() {
+        let mut h = Harness::new();
+        let alice = h.tcp("10.0.0.1", "alice");
+        let p = peer(1);
+        h.udp(p, b"/join bob");
+        h.got(p);
+        h.tcp_lines(alice);
+        h.tcp_send(alice, b"just us\n");
+        assert_eq!(h.got(p), strs(&["alice: just us"]));
+        h.udp(p, b"yes");
+        assert_eq!(h.tcp_lines(alice), strs(&["bob: yes"]));
+    }
+
+    #[test]
+    fn who_msg_and_help() {
+        let mut h = Harness::new();
+        let alice = h.tcp("10.0.0.1", "alice");
+        let (p, q) = (peer(1), peer(2));
+        h.udp(p, b"/join Bob");
+        h.udp(q, b"/join dan");
+        h.got(p);
+        h.got(q);
+        h.tcp_lines(alice);
+        h.udp(p, b"/who");
+        assert_eq!(h.got(p), strs(&["* online: alice, Bob, dan"]));
+        h.tcp_send(alice, b"/who\n");
+        assert_eq!(h.tcp_lines(alice), strs(&["* online: alice, Bob, dan"]));
+        h.udp(p, b"/msg alice psst");
+        assert_eq!(h.tcp_lines(alice), strs(&["* Bob whispers: psst"]));
+        h.udp(p, b"/msg DAN hey there");
+        assert_eq!(h.got(q), strs(&["* Bob whispers: hey there"]));
+        h.tcp_send(alice, b"/msg bob back\n");
+        assert_eq!(h.got(p), strs(&["* alice whispers: back"]));
+        h.udp(p, b"/msg nobody hi");
+        assert_eq!(h.got(p), strs(&["! no such user: nobody"]));
+        h.udp(p, b"/msg dan");
+        assert_eq!(h.got(p), strs(&["! usage: /msg NAME text"]));
+        h.udp(p, b"/help");
+        let help = h.got(p);
+        assert!(help.len() > 3 && help.iter().all(|l| l.starts_with("* ")));
+        assert!(help.iter().any(|l| l.contains("/leave")));
+        h.udp(p, b"/nick x");
+        assert_eq!(
+            h.got(p),
+            strs(&["! /nick works over TCP only; /leave, then /join NEW"])
+        );
+        h.udp(p, b"/dance");
+        assert_eq!(
+            h.got(p),
+            strs(&["! unknown command /dance; /help lists them"])
+        );
+        assert!(h.got(q).is_empty() && h.tcp_lines(alice).is_empty());
+    }
+
+    #[test]
+    fn leave_and_departures_are_announced_both_ways() {
+        let mut h = Harness::new();
+        let alice = h.tcp("10.0.0.1", "alice");
+        let (p, q) = (peer(1), peer(2));
+        h.udp(p, b"/join bob");
+        h.udp(q, b"/join dan");
+        h.got(p);
+        h.got(q);
+        h.tcp_lines(alice);
+        h.events.clear();
+        h.udp(p, b"/leave\n");
+        assert_eq!(h.got(p), strs(&["* bye, bob"]));
+        assert_eq!(h.got(q), strs(&["* bob left"]));
+        assert_eq!(h.tcp_lines(alice), strs(&["* bob left"]));
+        assert_eq!(
+            h.events,
+            vec![Event::UdpLeave {
+                peer: p,
+                name: "bob".into(),
+                reason: UdpLeaveReason::Leave
+            }]
+        );
+        // A stranger again; the name is free again.
+        h.udp(p, b"hi");
+        assert_eq!(h.got(p), strs(&["! send /join NAME first"]));
+        h.udp(peer(3), b"/join bob");
+        assert_eq!(h.got(peer(3)), strs(&["* hello, bob"]));
+        // A TCP user leaving reaches UDP members.
+        assert_eq!(h.got(q), strs(&["* bob joined"]));
+        h.tcp_send(alice, b"/quit\n");
+        assert_eq!(h.got(q), strs(&["* alice left"]));
+        // `exit` alone is /leave too.
+        h.udp(q, b"exit\n");
+        assert_eq!(h.got(q), strs(&["* bye, dan"]));
+        assert_eq!(h.chat.udp_members(), 1);
+    }
+
+    #[test]
+    fn silent_members_expire_and_speaking_keeps_them() {
+        let mut h = Harness::new();
+        let alice = h.tcp("10.0.0.1", "alice");
+        let (p, q) = (peer(1), peer(2));
+        h.udp(p, b"/join bob");
+        h.udp(q, b"/join dan");
+        h.got(p);
+        h.got(q);
+        h.tcp_lines(alice);
+        h.events.clear();
+        h.advance(Duration::from_secs(40));
+        h.udp(q, b""); // an empty datagram counts as not silent
+        h.advance(Duration::from_secs(25));
+        assert_eq!(h.got(p), strs(&["* disconnected: idle for 1m"]));
+        assert_eq!(h.got(q), strs(&["* bob left"]));
+        assert_eq!(h.tcp_lines(alice), strs(&["* bob left"]));
+        assert_eq!(
+            h.events,
+            vec![Event::UdpLeave {
+                peer: p,
+                name: "bob".into(),
+                reason: UdpLeaveReason::Idle
+            }]
+        );
+        assert_eq!(h.chat.udp_members(), 1);
+        // dan spoke at 40 s: due at 100 s, not before.
+        assert!(h.chat.next_deadline().is_some_and(|at| at > h.now));
+        h.advance(Duration::from_secs(34));
+        assert_eq!(h.chat.udp_members(), 1);
+        h.advance(Duration::from_secs(2));
+        assert_eq!(h.chat.udp_members(), 0);
+        assert_eq!(h.chat.next_deadline(), None);
+    }
+
+    #[test]
+    fn rejoining_at_one_address_keeps_one_timer() {
+        let mut h = Harness::new();
+        let p = peer(1);
+        for _ in 0..3000 {
+            h.udp(p, b"/join bob");
+            h.udp(p, b"/leave");
+        }
+        h.udp(p, b"/join bob");
+        // One member: the heap is rebuilt before it passes 2 x 1 + 1024.
+        assert!(h.chat.udp.expiry.len() <= 1027, "{}", h.chat.udp.expiry.len());
+        h.advance(Duration::from_secs(61));
+        assert_eq!(h.chat.udp_members(), 0);
+    }
+
+    #[test]
+    fn members_are_capped() {
+        let mut h = Harness::new();
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            h.udp(peer(i as u16 + 1), format!("/join {name}").as_bytes());
+        }
+        h.udp(peer(9), b"/join d");
+        assert_eq!(h.got(peer(9)), strs(&["! server full, try again later"]));
+        assert_eq!(h.chat.udp_members(), 3);
+    }
+
+    #[test]
+    fn bad_datagrams_get_one_error_line() {
+        let mut h = Harness::new();
+        let p = peer(1);
+        h.udp(p, b"/join bob");
+        h.got(p);
+        h.udp(p, &[b'x'; 65]);
+        assert_eq!(
+            h.got(p),
+            strs(&["! line too long (over 64 bytes), ignored"])
+        );
+        let mut exact = vec![b'x'; 64];
+        exact.extend_from_slice(b"\r\n");
+        h.udp(p, &exact);
+        assert!(h.got(p).is_empty(), "64 bytes plus CRLF is fine");
+        h.udp(p, b"\xc3\n");
+        assert_eq!(h.got(p), strs(&["! invalid UTF-8, line ignored"]));
+    }
+
+    #[test]
+    fn shutdown_tells_members_and_logs_their_leave() {
+        let mut h = Harness::new();
+        let p = peer(1);
+        h.udp(p, b"/join bob");
+        h.got(p);
+        h.events.clear();
+        h.chat.on_shutdown(&mut h.fx);
+        h.pump();
+        assert_eq!(h.got(p), strs(&["* server shutting down"]));
+        assert_eq!(
+            h.events,
+            vec![Event::UdpLeave {
+                peer: p,
+                name: "bob".into(),
+                reason: UdpLeaveReason::Shutdown
+            }]
+        );
+        assert_eq!(h.chat.udp_members(), 0);
+        assert_eq!(h.chat.next_deadline(), None);
+    }
+
+    #[test]
+    fn line_ends() {
+        assert_eq!(strip_line_end(b"a\r\n"), b"a");
+        assert_eq!(strip_line_end(b"a\n"), b"a");
+        assert_eq!(strip_line_end(b"a\r"), b"a\r");
+        assert_eq!(strip_line_end(b"a\n\n"), b"a\n");
+        assert_eq!(strip_line_end(b""), b"");
+        assert_eq!(split_command(" /msg  bob  hi "), ("/msg", "bob  hi"));
+    }
+}
