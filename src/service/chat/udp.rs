@@ -847,7 +847,11 @@ mod tests {
         }
         h.udp(p, b"/join bob");
         // One member: the heap is rebuilt before it passes 2 x 1 + 1024.
-        assert!(h.chat.udp.expiry.len() <= 1027, "{}", h.chat.udp.expiry.len());
+        assert!(
+            h.chat.udp.expiry.len() <= 1027,
+            "{}",
+            h.chat.udp.expiry.len()
+        );
         h.advance(Duration::from_secs(61));
         assert_eq!(h.chat.udp_members(), 0);
     }
