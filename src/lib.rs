@@ -17,7 +17,9 @@
 //!    one place that logs them; `logging/` sends the lines to a rotating
 //!    file and the console.
 //! 5. `codec.rs` — the line decoder shared by chat, its client and the load
-//!    generator.
+//!    generator; `telnet.rs` — what a `telnet` client mixes into what its
+//!    user types, and the chat's answers; `frame.rs` — length-prefixed
+//!    messages (encode, and decoders that say "need more bytes").
 //! 6. `sys.rs` — the few raw system calls (stdin readiness, the descriptor
 //!    limit, socket options), each written once.
 //! 7. `client/` and `load/` — the same ideas seen from the client side.
@@ -29,6 +31,7 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod event;
+pub mod frame;
 pub mod load;
 pub mod logging;
 pub mod names;
@@ -36,3 +39,4 @@ pub mod reactor;
 pub mod serve;
 pub mod service;
 pub mod sys;
+pub mod telnet;

@@ -1,8 +1,10 @@
 //! The echo service's exit word on real sockets (DESIGN.md, "Echo
 //! protocol"): a line that is exactly `exit` (`\n` or `\r\n`, case-
-//! sensitive) closes the connection with `reason=exit` after the bytes
-//! before it were echoed, the exit line itself is not echoed, and the word
-//! may arrive split across reads. Near-misses are plain data.
+//! sensitive, telnet commands in it set aside) is echoed like any other
+//! line, then the connection closes with `reason=exit`; bytes after it are
+//! not echoed; the word may arrive split across reads, one key at a time.
+//! Nothing is ever held back: each key comes back before the next is sent.
+//! Near-misses are plain data.
 
 mod common;
 
@@ -56,35 +58,35 @@ fn expect_echo_and_open(s: &mut TcpStream, data: &[u8]) {
 #[test]
 fn exit_lf_closes_after_echoing_what_came_before() {
     let server = server_with(&[]);
-    let line = expect_close(&server, b"hello\nexit\n", b"hello\n");
+    let line = expect_close(&server, b"hello\nexit\n", b"hello\nexit\n");
     assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
-    assert_eq!(field(&line, "bytes_out").as_deref(), Some("6"), "{line}");
+    assert_eq!(field(&line, "bytes_out").as_deref(), Some("11"), "{line}");
 }
 
 #[test]
 fn exit_crlf_closes_too() {
     let server = server_with(&[]);
-    let line = expect_close(&server, b"abc\r\nexit\r\n", b"abc\r\n");
+    let line = expect_close(&server, b"abc\r\nexit\r\n", b"abc\r\nexit\r\n");
     assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
 }
 
 #[test]
 fn exit_as_the_very_first_line() {
     let server = server_with(&[]);
-    let line = expect_close(&server, b"exit\n", b"");
+    let line = expect_close(&server, b"exit\n", b"exit\n");
     assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
 }
 
 #[test]
 fn bytes_after_the_exit_line_are_not_echoed() {
     let server = server_with(&[]);
-    let line = expect_close(&server, b"one\nexit\ntwo\n", b"one\n");
+    let line = expect_close(&server, b"one\nexit\ntwo\n", b"one\nexit\n");
     assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
 }
 
-/// Splits the exit line at every position into two writes; before the
-/// second write, waits until the server logged a `recv` of the first part,
-/// so the word really arrives in two reads.
+/// Splits the exit line into two writes; before the second write, waits
+/// until the first came back (so the word really arrives in two reads, and
+/// nothing of it was held back).
 #[test]
 fn exit_word_split_across_two_reads() {
     let server = server_with(&[]);
@@ -98,27 +100,49 @@ fn exit_word_split_across_two_reads() {
         let mut s = connect(server.echo_addr());
         let conn = server.conn_of(&s);
         s.write_all(first).unwrap();
-        let c = conn.to_string();
-        let n = first.len().to_string();
-        server.wait_log(&format!("recv of the first part on conn {conn}"), |l| {
-            event_name(l) == Some("recv")
-                && field(l, "conn").as_deref() == Some(&c)
-                && field(l, "bytes").as_deref() == Some(&n)
-        });
-        // Bytes before the undecided line must not wait for it.
-        let before_line = &first[..first.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)];
-        if !before_line.is_empty() {
-            assert_eq!(read_exact(&mut s, before_line.len()), before_line);
-        }
+        assert_eq!(read_exact(&mut s, first.len()), first, "held back");
         s.write_all(second).unwrap();
         let rest = read_to_eof(&mut s);
-        assert!(
-            rest.is_empty(),
-            "split {first:?}+{second:?}: exit line was echoed: {rest:?}"
-        );
+        assert_eq!(rest, second, "split {first:?}+{second:?}");
         let line = server.wait_disconnect(conn);
         assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
     }
+}
+
+/// A character-at-a-time client (Windows telnet, no local echo): each key
+/// must come back before the next is typed, or the user sees nothing.
+/// `e`, `ex`, `exi` used to wait for the next key (issue 9).
+#[test]
+fn each_key_is_echoed_before_the_next_is_sent() {
+    let server = server_with(&[]);
+    let mut s = connect(server.echo_addr());
+    let conn = server.conn_of(&s);
+    for key in b"hi\r\nexi\r\nexit\r\n".chunks(1) {
+        s.write_all(key).unwrap();
+        assert_eq!(read_exact(&mut s, 1), key, "key {:?}", key[0] as char);
+    }
+    // The last key ended the exit line: it was echoed, then the close.
+    assert!(read_to_eof(&mut s).is_empty());
+    let line = server.wait_disconnect(conn);
+    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(field(&line, "bytes_out").as_deref(), Some("15"), "{line}");
+}
+
+/// Linux telnet after Ctrl-C: `IAC IP IAC DO TIMING-MARK`, then the user
+/// types `exit`. The commands are echoed (every byte is) but set aside when
+/// matching, so the first `exit` closes (issue 9: it took two).
+#[test]
+fn exit_after_ctrl_c_from_telnet_closes_at_once() {
+    let server = server_with(&[]);
+    let mut s = connect(server.echo_addr());
+    let conn = server.conn_of(&s);
+    let ctrl_c = [0xff, 0xf4, 0xff, 0xfd, 0x06];
+    s.write_all(&ctrl_c).unwrap();
+    assert_eq!(read_exact(&mut s, ctrl_c.len()), ctrl_c);
+    s.write_all(b"exit\r\n").unwrap();
+    assert_eq!(read_to_eof(&mut s), b"exit\r\n");
+    let line = server.wait_disconnect(conn);
+    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
 }
 
 #[test]
@@ -147,20 +171,15 @@ fn near_misses_are_echoed_and_do_not_close() {
     assert_eq!(field(&line, "reason").as_deref(), Some("eof"), "{line}");
 }
 
-/// A near-miss split across reads: the held-back bytes must come back once
-/// the line turns out not to be the exit line.
+/// A near-miss split across reads comes back at once, piece by piece.
 #[test]
-fn held_back_prefix_is_released_when_the_line_is_not_exit() {
+fn a_near_miss_split_across_reads_is_echoed_piece_by_piece() {
     let server = server_with(&[]);
     let mut s = connect(server.echo_addr());
-    let conn = server.conn_of(&s);
     s.write_all(b"exi").unwrap();
-    let c = conn.to_string();
-    server.wait_log("recv of exi", |l| {
-        event_name(l) == Some("recv") && field(l, "conn").as_deref() == Some(&c)
-    });
+    assert_eq!(read_exact(&mut s, 3), b"exi");
     s.write_all(b"sting\n").unwrap();
-    assert_eq!(read_line(&mut s), "existing");
+    assert_eq!(read_line(&mut s), "sting");
 }
 
 /// `exit` without a line end, then EOF, is not a line: it is echoed and the
@@ -192,6 +211,6 @@ fn custom_exit_word() {
     expect_echo_and_open(&mut s, b"exit\n");
     expect_echo_and_open(&mut s, b"byebye\n");
     drop(s);
-    let line = expect_close(&server, b"hi\nbye\n", b"hi\n");
+    let line = expect_close(&server, b"hi\nbye\n", b"hi\nbye\n");
     assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
 }

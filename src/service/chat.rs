@@ -2,8 +2,11 @@
 //!
 //! Like the echo service it never touches a socket: the reactor hands it
 //! bytes and lifecycle news, and it answers with [`Effects`]. Each
-//! connection's bytes go through its own [`LineDecoder`] (`codec.rs`), which
-//! turns whatever one `recv` returned into whole lines; every line is then
+//! connection's bytes go through its own [`TelnetFilter`] (`telnet.rs`),
+//! which takes out the telnet commands a `telnet` client mixes in and
+//! answers them to that client only, then through its own [`LineDecoder`]
+//! (`codec.rs`), which turns whatever one `recv` returned into whole lines
+//! (any line ending; backspace and DEL applied); every line is then
 //! handled by the rules of `DESIGN.md` ("Chat protocol"):
 //!
 //! 1. On connect, a client whose IP is in the names file (`names.rs`) and
@@ -25,9 +28,10 @@
 //!   and `-`; spaces and tabs around a name candidate are trimmed.
 //!   Uniqueness is case-insensitive (Unicode lowercase), and `/nick` may
 //!   change only the case of one's own name.
-//! - **Empty lines** (or lines that are empty once control characters are
-//!   removed, or only whitespace) are ignored in the room; at the name prompt
-//!   an empty line is a bad name like any other.
+//! - **Empty lines** never reach the room (the decoder drops them), and
+//!   lines that are empty once control characters are removed, or only
+//!   whitespace, are ignored in the room; at the name prompt such a line is
+//!   a bad name like any other.
 //! - **Silence means success** for the sender of a message or a whisper:
 //!   as with `NAME: text`, the sender gets no copy. `/nick` answers
 //!   `* you are now NEW`. `/quit` and `exit` close without a goodbye line —
@@ -67,6 +71,7 @@ use crate::codec::{Line, LineDecoder};
 use crate::event::{DisconnectReason, Event};
 use crate::names::{NamesFile, check_name};
 use crate::service::{ConnKey, Effects, Service, UdpKey};
+use crate::telnet::{Piece, TelnetFilter};
 
 mod udp;
 pub use udp::DEFAULT_MEMBER_TIMEOUT;
@@ -123,7 +128,10 @@ pub struct ChatRoom {
 struct Member {
     /// The client's IP, the key of the names file.
     ip: IpAddr,
-    /// Splits this connection's bytes into lines.
+    /// Takes telnet commands out of this connection's bytes and answers
+    /// them (one pointer until the client sends its first IAC).
+    telnet: TelnetFilter,
+    /// Splits what the user typed into lines.
     decoder: LineDecoder,
     /// Where the connection is in the protocol.
     stage: Stage,
@@ -423,6 +431,13 @@ impl ChatRoom {
         fx.send(to, &self.scratch);
     }
 
+    /// Whether `key` is connected and not closing.
+    fn is_open(&self, key: ConnKey) -> bool {
+        self.members
+            .get(&key)
+            .is_some_and(|m| !matches!(m.stage, Stage::Left))
+    }
+
     /// The user leaves the room now and the connection is closed: nothing
     /// more is queued for it, and its later input is ignored.
     fn drop_member(&mut self, key: ConnKey, reason: DisconnectReason, fx: &mut Effects) {
@@ -552,6 +567,7 @@ impl Service for ChatRoom {
             key,
             Member {
                 ip,
+                telnet: TelnetFilter::new(),
                 decoder: LineDecoder::new(self.max_line_bytes),
                 stage: Stage::Naming,
             },
@@ -574,11 +590,22 @@ impl Service for ChatRoom {
         if matches!(member.stage, Stage::Left) {
             return;
         }
-        // Lend the decoder out so the line handler may use the whole room;
-        // `LineDecoder::new` allocates nothing.
+        // Lend the filter and decoder out so the line handler may use the
+        // whole room; `new` allocates nothing for either.
+        let mut telnet = std::mem::take(&mut member.telnet);
         let mut decoder = std::mem::replace(&mut member.decoder, LineDecoder::new(0));
-        decoder.feed(bytes, |line| self.on_line(key, line, fx));
+        telnet.feed(bytes, |piece| match piece {
+            Piece::Data(typed) => decoder.feed(typed, |line| self.on_line(key, line, fx)),
+            // Negotiation answers go to this client only, and only while
+            // it is still here (a line before may have been `/quit`).
+            Piece::Reply(reply) => {
+                if self.is_open(key) {
+                    fx.send(key, &reply);
+                }
+            }
+        });
         if let Some(member) = self.members.get_mut(&key) {
+            member.telnet = telnet;
             member.decoder = decoder;
         }
     }
@@ -832,7 +859,7 @@ mod tests {
         );
         let again = "* what is your name?";
         for (bad, why) in [
-            ("", "! a name has 1 to 32 characters"),
+            (" ", "! a name has 1 to 32 characters"),
             (&"x".repeat(33), "! a name has 1 to 32 characters"),
             (
                 "two words",
@@ -1117,7 +1144,7 @@ mod tests {
         let a = r.join(A, "alice");
         let b = r.join(B, "bob");
         r.clear();
-        r.send(a, b"0123456789abcdefXX\nok\n\xff\xfe oops\r\nfine\n");
+        r.send(a, b"0123456789abcdefXX\nok\n\xfe oops\r\nfine\n");
         assert_eq!(
             r.lines(a),
             lines(&[
@@ -1152,11 +1179,11 @@ mod tests {
         let (mut r, a, b, _c) = three();
         r.send(
             a,
-            "red\x1b[31m bell\x07 del\x7f c1\u{9b}2J nul\0 tab\tcr\rend ok ✓\n".as_bytes(),
+            "red\x1b[31m bell\x07 vt\x0b c1\u{9b}2J nul\0 tab\tff\x0cend ok ✓\n".as_bytes(),
         );
         assert_eq!(
             r.lines(b),
-            lines(&["alice: red[31m bell del c12J nul tab\tcrend ok ✓"])
+            lines(&["alice: red[31m bell vt c12J nul tab\tffend ok ✓"])
         );
     }
 
@@ -1228,6 +1255,94 @@ mod tests {
         }
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         assert_eq!(run(&bytes), whole, "byte by byte");
+    }
+
+    /// What Linux `telnet` sends when its user types "ту" then Enter (the
+    /// second byte of у taken for Ctrl-C: issue 9), then, once BINARY is
+    /// agreed, a whole Cyrillic line.
+    #[test]
+    fn telnet_is_answered_to_the_sender_and_never_relayed() {
+        use crate::telnet::{BINARY, DO, IAC, TIMING_MARK, WILL};
+        let (mut r, a, b, c) = three();
+        r.send(a, b"\xd1\x82\xd1\xff\xf4\xff\xfd\x06\r\n");
+        let mut expected = vec![IAC, DO, BINARY, IAC, WILL, TIMING_MARK];
+        expected.extend_from_slice(INVALID_UTF8);
+        assert_eq!(r.out.remove(&a).unwrap_or_default(), expected);
+        assert!(r.lines(b).is_empty() && r.lines(c).is_empty());
+        r.send(a, &[IAC, WILL, BINARY]);
+        assert!(r.out.remove(&a).is_none(), "an agreement is not answered");
+        r.send(a, "привіт усім\n".as_bytes());
+        r.send(
+            a,
+            &[
+                "і ще".as_bytes(),
+                b"\xff\xf4\xff\xfd\x06",
+                " раз\r\n".as_bytes(),
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            r.lines(b),
+            lines(&["alice: привіт усім", "alice: і ще раз"])
+        );
+        assert_eq!(
+            r.out.remove(&a).unwrap_or_default(),
+            [IAC, WILL, TIMING_MARK]
+        );
+        // A reply due after `/quit` in the same read is not sent (the
+        // harness fails on a send after a close).
+        r.send(a, b"/quit\n\xff\xfd\x06");
+        assert_eq!(r.reason(a), Some(DisconnectReason::Exit));
+        assert!(r.out.remove(&a).is_none());
+    }
+
+    /// A character-at-a-time client (Windows telnet, PuTTY): every key is
+    /// one read, typos are fixed with backspace or DEL, and Enter is `\r\0`
+    /// or a lone `\r`.
+    #[test]
+    fn keys_one_at_a_time_with_backspace_and_bare_returns() {
+        let mut r = Room::new();
+        let a = r.join(A, "alice");
+        let b = r.connect(B);
+        r.clear();
+        let keys: &[&[u8]] = &[
+            b"h",
+            b"e",
+            b"l",
+            b"x",
+            b"\x08",
+            b"l",
+            b"o",
+            b"\r",
+            b"\0",
+            b"h",
+            b"i",
+            b" ",
+            b"t",
+            b"y",
+            b"p",
+            b"o",
+            b"x",
+            b"\x7f",
+            b"o",
+            b"\r",
+            "О".as_bytes(),
+            "к".as_bytes(),
+            "ь".as_bytes(),
+            b"\x7f",
+            b"!",
+            b"\r",
+            b"\n",
+            b"\r",
+        ];
+        for key in keys {
+            r.send(b, key);
+        }
+        assert_eq!(r.lines(b), lines(&["* hello, hello"]));
+        assert_eq!(
+            r.lines(a),
+            lines(&["* hello joined", "hello: hi typoo", "hello: Ок!"])
+        );
     }
 
     #[test]
@@ -1407,7 +1522,7 @@ mod tests {
         assert_one_quoted_value(&line, "console text=");
         // Names with `=`, quotes, CR or ESC never get in, so never get logged.
         r.clear();
-        for bad in ["x=1", "\"q\"", "a\rb", "e\x1b[1m"] {
+        for bad in ["x=1", "\"q\"", "a\x0bb", "e\x1b[1m"] {
             r.send(a, format!("/nick {bad}\n").as_bytes());
             let d = r.connect("10.0.0.9");
             r.send(d, format!("{bad}\n").as_bytes());
