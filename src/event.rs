@@ -70,6 +70,7 @@ impl DisconnectReason {
                 | DisconnectReason::Exit
                 | DisconnectReason::Full
                 | DisconnectReason::Shutdown
+                | DisconnectReason::BadFrame
         )
     }
 

@@ -16,25 +16,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Server, bin, connect, event_name, field, parse_all, read_line, wait_until};
-
-/// The address the server printed as `NAME listening on ADDR` (waits for
-/// the line: twins are announced right after their TCP service).
-#[track_caller]
-fn listening(server: &Server, name: &str) -> SocketAddr {
-    let prefix = format!("{name} listening on ");
-    let mut found = None;
-    wait_until(&format!("'{prefix}' on stdout"), || {
-        found = server
-            .stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .find_map(|l| l.strip_prefix(&prefix).map(|a| a.trim().parse().unwrap()));
-        found.is_some()
-    });
-    found.unwrap()
-}
+use common::{DEADLINE, Server, bin, connect, event_name, field, parse_all, read_line};
 
 /// A UDP socket on loopback that fails a test instead of waiting forever.
 fn udp_socket() -> UdpSocket {
@@ -124,7 +106,7 @@ fn finish(mut server: Server) -> String {
 #[test]
 fn udp_echo_sends_the_exact_bytes_back_to_the_sender() {
     let server = Server::builder().no_chat().start();
-    let to = listening(&server, "udp-echo");
+    let to = server.listening("udp-echo");
     // The twin takes its TCP service's port number when it is free (a UDP
     // socket of another test could hold it: then a bind-retry says so).
     assert!(
@@ -171,7 +153,7 @@ fn udp_echo_sends_the_exact_bytes_back_to_the_sender() {
 #[test]
 fn many_udp_echo_senders_at_once_each_get_their_own_replies() {
     let server = Server::builder().no_chat().start();
-    let to = listening(&server, "udp-echo");
+    let to = server.listening("udp-echo");
     let senders: Vec<_> = (0..16)
         .map(|i| {
             thread::spawn(move || {
@@ -240,7 +222,7 @@ fn a_taken_udp_port_moves_the_twin_to_the_next_port_of_the_range() {
         .args(["--echo-ports", &format!("{p}-{}", p + 1)])
         .start();
     assert_eq!(server.echo_addr().port(), p, "TCP is not affected");
-    let twin = listening(&server, "udp-echo");
+    let twin = server.listening("udp-echo");
     assert_eq!(twin.port(), p + 1);
     let retry = server.wait_log("bind-retry of udp-echo", |l| {
         event_name(l) == Some("bind-retry") && field(l, "service").as_deref() == Some("udp-echo")
@@ -266,7 +248,7 @@ fn no_udp_and_no_echo_turn_the_twins_off() {
     assert!(!out.contains("udp-"), "{out}");
     drop(server);
     let server = Server::builder().no_echo().start();
-    listening(&server, "udp-chat");
+    server.listening("udp-chat");
     let out = server.stdout_text();
     assert!(!out.contains("udp-echo"), "{out}");
 }
@@ -274,7 +256,7 @@ fn no_udp_and_no_echo_turn_the_twins_off() {
 #[test]
 fn udp_chat_strangers_must_join_first() {
     let server = Server::builder().no_echo().start();
-    let to = listening(&server, "udp-chat");
+    let to = server.listening("udp-chat");
     let m = Member::new(to, "stranger");
     m.send("hello?");
     m.expect("! send /join NAME first");
@@ -295,7 +277,7 @@ fn udp_chat_strangers_must_join_first() {
 #[test]
 fn udp_and_tcp_users_share_names_and_hear_each_other() {
     let server = Server::builder().no_echo().start();
-    let to = listening(&server, "udp-chat");
+    let to = server.listening("udp-chat");
     let mut alice = tcp_user(&server, "alice");
     // The name is taken across transports, whatever the case.
     let m = Member::new(to, "bob");
@@ -348,7 +330,7 @@ fn a_silent_udp_member_expires() {
         .no_echo()
         .args(["--udp-member-timeout", "300ms"])
         .start();
-    let to = listening(&server, "udp-chat");
+    let to = server.listening("udp-chat");
     let mut alice = tcp_user(&server, "alice");
     let started = Instant::now();
     let bob = Member::join(to, "bob");
@@ -370,7 +352,7 @@ fn a_silent_udp_member_expires() {
 #[test]
 fn shutdown_tells_udp_members() {
     let mut server = Server::builder().no_echo().start();
-    let to = listening(&server, "udp-chat");
+    let to = server.listening("udp-chat");
     let bob = Member::join(to, "bob");
     server.signal(libc::SIGTERM);
     bob.expect("* server shutting down");
@@ -427,7 +409,7 @@ fn run_client(args: &[&str], input: &[u8]) -> (Option<i32>, String, String) {
 #[test]
 fn echo_client_over_udp_in_a_pipe() {
     let server = Server::builder().no_chat().start();
-    let port = listening(&server, "udp-echo").port().to_string();
+    let port = server.listening("udp-echo").port().to_string();
     let (code, out, err) = run_client(
         &["echo", "--udp", "--port", &port],
         b"hi\n\nsecond line\r\n",
@@ -453,7 +435,7 @@ fn echo_client_over_udp_says_when_no_reply_comes() {
 #[test]
 fn chat_client_over_udp_in_a_pipe() {
     let server = Server::builder().no_echo().start();
-    let port = listening(&server, "udp-chat").port().to_string();
+    let port = server.listening("udp-chat").port().to_string();
     let mut alice = tcp_user(&server, "alice");
     let (code, out, err) = run_client(&["chat", "--udp", "--port", &port], b"bob\nhello alice\n");
     assert_eq!(code, Some(0), "{err}");
@@ -467,7 +449,7 @@ fn chat_client_over_udp_in_a_pipe() {
 #[test]
 fn chat_client_over_udp_asks_again_for_a_taken_name() {
     let server = Server::builder().no_echo().start();
-    let port = listening(&server, "udp-chat").port().to_string();
+    let port = server.listening("udp-chat").port().to_string();
     let mut alice = tcp_user(&server, "alice");
     let (code, out, err) = run_client(&["chat", "--udp", "--port", &port], b"alice\nbob\nhi\n");
     assert_eq!(code, Some(0), "{err}");

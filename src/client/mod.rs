@@ -16,6 +16,7 @@
 //! Read `session.rs` next for the loop, then `stdin.rs` for how a terminal is
 //! watched without making it non-blocking.
 
+mod framed;
 mod session;
 mod stdin;
 mod udp;
@@ -95,10 +96,16 @@ pub enum Error {
     NoClose { peer: SocketAddr, waited: Duration },
     /// The prompt got end of input before an answer.
     PromptEnded,
-    /// UDP: nothing came back (`what`: "to /join", "to any datagram").
+    /// Nothing came back (`what`: "to /join", "to any datagram").
     NoReply {
         peer: SocketAddr,
         what: &'static str,
+        hint: &'static str,
+    },
+    /// The server closed the connection in the middle of its reply.
+    ClosedEarly {
+        peer: SocketAddr,
+        hint: &'static str,
     },
     /// A local I/O step failed (stdout, stdin, the poll itself).
     Io { what: &'static str, err: io::Error },
@@ -125,9 +132,12 @@ impl fmt::Display for Error {
                 waited.as_secs()
             ),
             Error::PromptEnded => f.write_str("end of input at the prompt; nothing to connect to"),
-            Error::NoReply { peer, what } => write!(
+            Error::NoReply { peer, what, hint } => {
+                write!(f, "no reply from {peer} {what}; {hint}")
+            }
+            Error::ClosedEarly { peer, hint } => write!(
                 f,
-                "no reply from {peer} {what}; is 'echochat serve' running there without --no-udp? (UDP sends no error when a datagram is lost)"
+                "{peer} closed the connection before its reply was complete; {hint}"
             ),
             Error::Io { what, err } => write!(f, "{what}: {}", describe(err)),
         }
@@ -157,6 +167,9 @@ pub fn run_chat(args: &ClientArgs) -> Result<(), Error> {
 fn run(args: &ClientArgs, service: ClientKind) -> Result<(), Error> {
     let interactive = io::stdin().is_terminal();
     let target = Target::from_args(args, service, interactive)?;
+    if args.framed {
+        return framed::run(&target, interactive);
+    }
     if args.udp {
         return match service {
             ClientKind::Echo => udp::run_echo(&target, interactive),

@@ -17,7 +17,7 @@
 //! loop over stdin and the socket, like `session.rs` does for TCP.
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
 use super::session::{printable, say};
+use super::stdin::read_bounded_line;
 use super::{Error, Target, describe};
 use crate::sys::{self, StdinMode};
 
@@ -38,6 +39,9 @@ const ANSWER_WAIT: Duration = Duration::from_secs(3);
 const KEEPALIVE: Duration = Duration::from_secs(60);
 /// The largest UDP payload over IPv4; a longer line cannot be one datagram.
 const MAX_DATAGRAM: usize = 65_507;
+
+/// What to check when nothing comes back over UDP.
+const UDP_HINT: &str = "is 'echochat serve' running there without --no-udp? (UDP reports no error when a datagram is lost)";
 
 const SOCKET: Token = Token(0);
 const STDIN: Token = Token(1);
@@ -87,10 +91,11 @@ pub(super) fn run_echo(target: &Target, interactive: bool) -> Result<(), Error> 
     let (mut sent, mut replies) = (0u64, 0u64);
     let mut buf = vec![0; MAX_DATAGRAM + 1];
     loop {
-        let too_long = read_line(&mut stdin, &mut line).map_err(|err| Error::Io {
-            what: "reading stdin",
-            err,
-        })?;
+        let too_long =
+            read_bounded_line(&mut stdin, &mut line, MAX_DATAGRAM).map_err(|err| Error::Io {
+                what: "reading stdin",
+                err,
+            })?;
         let Some(too_long) = too_long else {
             break; // end of input
         };
@@ -124,6 +129,7 @@ pub(super) fn run_echo(target: &Target, interactive: bool) -> Result<(), Error> 
         return Err(Error::NoReply {
             peer,
             what: "to any datagram",
+            hint: UDP_HINT,
         });
     }
     Ok(())
@@ -190,41 +196,6 @@ fn send(socket: &std::net::UdpSocket, bytes: &[u8], what: &'static str) -> Resul
             Err(err) => return Err(Error::Io { what, err }),
         }
     }
-}
-
-/// Reads one line into `line` (without `\n` or `\r\n`), keeping at most
-/// [`MAX_DATAGRAM`] bytes. `None` at end of input; `Some(true)` when the
-/// line was longer (the rest was read and dropped).
-fn read_line(r: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<Option<bool>> {
-    line.clear();
-    let mut too_long = false;
-    let mut any = false;
-    loop {
-        let buf = r.fill_buf()?;
-        if buf.is_empty() {
-            break;
-        }
-        any = true;
-        let (chunk, done) = match memchr::memchr(b'\n', buf) {
-            Some(i) => (&buf[..i], i + 1),
-            None => (buf, buf.len()),
-        };
-        let room = (MAX_DATAGRAM + 1).saturating_sub(line.len());
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        too_long |= line.len() > MAX_DATAGRAM;
-        let found = done > chunk.len();
-        r.consume(done);
-        if found {
-            break;
-        }
-    }
-    if !any {
-        return Ok(None);
-    }
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    Ok(Some(too_long))
 }
 
 /// Where `chat --udp` stands with the room.
@@ -496,6 +467,7 @@ impl Chat<'_> {
                 return Err(Error::NoReply {
                     peer: self.peer,
                     what: "to /join",
+                    hint: UDP_HINT,
                 });
             }
             Stage::Joined => {
@@ -569,27 +541,4 @@ fn print_datagram(data: &[u8]) -> Result<(), Error> {
             what: "writing to stdout",
             err,
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_bounded_and_lose_their_line_end() {
-        let mut input: &[u8] = b"one\r\ntwo\n\nlast";
-        let mut line = Vec::new();
-        let mut got = Vec::new();
-        while let Some(too_long) = read_line(&mut input, &mut line).unwrap() {
-            assert!(!too_long);
-            got.push(String::from_utf8(line.clone()).unwrap());
-        }
-        assert_eq!(got, ["one", "two", "", "last"]);
-        let long = vec![b'x'; MAX_DATAGRAM + 10];
-        let mut input = &[&long[..], b"\nok\n"].concat()[..];
-        assert_eq!(read_line(&mut input, &mut line).unwrap(), Some(true));
-        assert!(line.len() <= MAX_DATAGRAM + 1);
-        assert_eq!(read_line(&mut input, &mut line).unwrap(), Some(false));
-        assert_eq!(line, b"ok");
-    }
 }

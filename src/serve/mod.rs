@@ -27,6 +27,7 @@ use crate::reactor::{Config, Listening, Reactor};
 use crate::service::Service;
 use crate::service::chat::{ChatConfig, ChatRoom};
 use crate::service::echo::EchoService;
+use crate::service::frame::FrameService;
 use crate::sys;
 
 /// Descriptors kept free beyond `--max-clients`: stdio, epoll, the signal
@@ -169,6 +170,10 @@ fn services(args: &ServeArgs) -> Vec<(Box<dyn Service>, PortRange)> {
         }
         chat.set_udp_limits(args.udp_member_timeout.non_zero(), args.max_clients);
         services.push((Box::new(chat), args.chat_ports));
+    }
+    if !args.no_frame {
+        let frame = FrameService::new(args.max_frame.as_usize());
+        services.push((Box::new(frame), args.frame_ports));
     }
     services
 }

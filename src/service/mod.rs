@@ -23,6 +23,7 @@ use crate::event::{DisconnectReason, Event};
 
 pub mod chat;
 pub mod echo;
+pub mod frame;
 
 /// Names one connection: `slot` is the slab key (reused after a close) and
 /// `id` is the log's `conn` (never reused). The reactor checks both before

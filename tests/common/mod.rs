@@ -113,6 +113,11 @@ impl ServerBuilder {
         if self.chat && !has("--chat-ports") {
             cmd.args(["--chat-ports", "0"]);
         }
+        // Framed echo is on by default: give it a port the OS picks too, so
+        // parallel tests do not race for 7300-7399.
+        if !has("--frame-ports") && !has("--no-frame") {
+            cmd.args(["--frame-ports", "0"]);
+        }
         if !self.echo {
             cmd.arg("--no-echo");
         }
@@ -697,4 +702,23 @@ pub fn send_and_finish(s: &mut TcpStream, data: &[u8]) -> Vec<u8> {
     s.shutdown(std::net::Shutdown::Write)
         .expect("shutdown(Write)");
     read_to_eof(s)
+}
+
+impl Server {
+    /// The address the server printed as `NAME listening on ADDR`, for the
+    /// services `start` does not wait for (`udp-echo`, `udp-chat`, `frame`:
+    /// each is announced right after the one before it).
+    #[track_caller]
+    pub fn listening(&self, name: &str) -> SocketAddr {
+        let prefix = format!("{name} listening on ");
+        let mut found = None;
+        wait_until(&format!("'{prefix}' on stdout"), || {
+            found = self.stdout.lock().unwrap().iter().find_map(|l| {
+                l.strip_prefix(&prefix)
+                    .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+            });
+            found.is_some()
+        });
+        found.unwrap()
+    }
 }
