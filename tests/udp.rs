@@ -195,6 +195,18 @@ fn many_udp_echo_senders_at_once_each_get_their_own_replies() {
     finish(server);
 }
 
+#[test]
+fn udp_echo_over_ipv6() {
+    let server = Server::builder().no_chat().args(["--host", "::1"]).start();
+    let to = server.listening("udp-echo");
+    assert!(to.is_ipv6(), "{to}");
+    let s = UdpSocket::bind("[::1]:0").unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.send_to(b"over v6", to).unwrap();
+    assert_eq!(recv(&s, "the echo over IPv6").0, b"over v6");
+    finish(server);
+}
+
 /// Holds a UDP socket on a port P whose TCP port is free, and P+1 free for
 /// both (checked by binding and releasing).
 fn udp_held_port_with_free_neighbours() -> (UdpSocket, u16) {

@@ -96,8 +96,11 @@ impl Reactor {
         name: &'static str,
     ) -> io::Result<UdpKey> {
         let index = self.udp.twins.len();
-        if index >= MAX_UDP || service >= self.services.len() {
-            return Err(io::Error::other("too many UDP sockets"));
+        if index >= MAX_UDP {
+            return Err(io::Error::other(format!("more than {MAX_UDP} UDP sockets")));
+        }
+        if service >= self.services.len() {
+            return Err(io::Error::other(format!("no service {service} for {name}")));
         }
         self.poll
             .registry()

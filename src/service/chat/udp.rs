@@ -257,21 +257,23 @@ impl ChatRoom {
             return;
         };
         let via = m.via;
-        let name = m.name.clone();
         if text.trim_matches(is_blank) == "exit" {
             self.udp_leave(peer, UdpLeaveReason::Leave, fx);
             return;
         }
         if !text.starts_with('/') {
+            // The hot path: formatted once, no allocation but the shared
+            // buffer for TCP receivers.
             if has_visible(text) {
                 self.scratch.clear();
-                push_all(&mut self.scratch, &[&name, ": "]);
+                push_all(&mut self.scratch, &[&m.name, ": "]);
                 push_clean(&mut self.scratch, text);
                 self.scratch.push(b'\n');
                 self.udp_broadcast(Some(peer), fx);
             }
             return;
         }
+        let name = m.name.clone();
         let (command, rest) = split_command(text);
         let is = |word: &str| command.eq_ignore_ascii_case(word);
         if is("/leave") || is("/quit") {
