@@ -117,6 +117,9 @@ pub struct ServeArgs {
     /// Connections of all services together; more are refused with a message.
     #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = parse_at_least_one)]
     pub max_clients: usize,
+    /// Connections from one IP address; more are refused like --max-clients; 0 = no limit.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_per_ip: u32,
     /// Close a connection with no traffic for this long; 0 = never.
     #[arg(long, default_value = "2h", value_name = "DURATION")]
     pub idle_timeout: HumanDuration,
@@ -129,12 +132,22 @@ pub struct ServeArgs {
     /// Unsent bytes a connection may hold before the server acts.
     #[arg(long, default_value = "1MiB", value_name = "SIZE")]
     pub max_backlog: Size,
+    /// Lines a chat user may send per second on average...
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub chat_rate: u32,
+    /// ...and at once; past that the server stops reading that user until the allowance refills.
+    #[arg(long, default_value_t = 40, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub chat_burst: u32,
     /// How long a graceful stop waits for pending output.
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub shutdown_grace: HumanDuration,
     /// Chat's memory of names by client IP [default: names.tsv in the log dir].
     #[arg(long, value_name = "PATH")]
     pub names_file: Option<PathBuf>,
+    /// IPs the names file remembers; the least recently seen are forgotten first.
+    #[arg(long, default_value_t = 10_000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub names_max: u32,
     /// A line that is exactly this word ends an echo connection; '' turns it off.
     #[arg(long, default_value = "exit", value_name = "WORD")]
     pub exit_word: String,

@@ -39,10 +39,14 @@ pub enum DisconnectReason {
     Full,
     /// The server is stopping.
     Shutdown,
+    /// The teacher removed the user (`/kick` on the console).
+    Kicked,
+    /// A framed-echo length over `--max-frame`.
+    BadFrame,
+    /// The server finished an HTTP exchange (no keep-alive).
+    Done,
     /// Any other socket error.
     Error,
-    /// Framed echo: a header announced a message over `--max-frame`.
-    BadFrame,
 }
 
 impl DisconnectReason {
@@ -55,8 +59,10 @@ impl DisconnectReason {
             DisconnectReason::Backlog => "backlog",
             DisconnectReason::Full => "full",
             DisconnectReason::Shutdown => "shutdown",
-            DisconnectReason::Error => "error",
+            DisconnectReason::Kicked => "kicked",
             DisconnectReason::BadFrame => "bad-frame",
+            DisconnectReason::Done => "done",
+            DisconnectReason::Error => "error",
         }
     }
 
@@ -69,6 +75,9 @@ impl DisconnectReason {
             DisconnectReason::Eof
                 | DisconnectReason::Exit
                 | DisconnectReason::Full
+                | DisconnectReason::Idle
+                | DisconnectReason::Kicked
+                | DisconnectReason::Done
                 | DisconnectReason::Shutdown
                 | DisconnectReason::BadFrame
         )
@@ -95,10 +104,12 @@ impl DisconnectReason {
                 "the server already holds --max-clients connections, so this one was told so and closed"
             }
             DisconnectReason::Shutdown => "the server is stopping, so it closed this connection",
-            DisconnectReason::Error => "the socket reported an error, so the server closed it",
+            DisconnectReason::Kicked => "the teacher removed this user from the console",
             DisconnectReason::BadFrame => {
-                "a header announced a message over --max-frame: closed before buffering any of it"
+                "the frame header announced more than --max-frame bytes, so the server closed before reading them"
             }
+            DisconnectReason::Done => "the HTTP answer was sent and the exchange is over",
+            DisconnectReason::Error => "the socket reported an error, so the server closed it",
         }
     }
 }
@@ -106,6 +117,24 @@ impl DisconnectReason {
 impl fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Why the server stopped reading a connection; the `why` key of `pause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseWhy {
+    /// Its unsent output passed `--max-backlog` (echo backpressure).
+    Backlog,
+    /// A chat user over `--chat-rate`/`--chat-burst`.
+    Rate,
+}
+
+impl PauseWhy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseWhy::Backlog => "backlog",
+            PauseWhy::Rate => "rate",
+        }
     }
 }
 
@@ -199,6 +228,17 @@ pub enum Event {
         conn: u64,
         bytes: usize,
     },
+    /// The server stopped reading a connection.
+    Pause {
+        service: &'static str,
+        conn: u64,
+        why: PauseWhy,
+    },
+    /// The server reads the connection again.
+    Resume {
+        service: &'static str,
+        conn: u64,
+    },
     Disconnect {
         service: &'static str,
         conn: u64,
@@ -284,6 +324,8 @@ impl Event {
             Event::Accept { .. } => "accept",
             Event::Recv { .. } => "recv",
             Event::Send { .. } => "send",
+            Event::Pause { .. } => "pause",
+            Event::Resume { .. } => "resume",
             Event::Disconnect { .. } => "disconnect",
             Event::Stop { .. } => "stop",
             Event::Rotate { .. } => "rotate",
@@ -339,6 +381,15 @@ impl Event {
             Event::Recv { service: "frame", bytes, .. } => format!(
                 "recv() gave {bytes} bytes: part of a message or parts of two; the length headers split them"
             ),
+            Event::Pause { why: PauseWhy::Backlog, .. } => {
+                "its replies are piling up unread, so the server stops reading it; TCP slows the sender".to_string()
+            }
+            Event::Pause { why: PauseWhy::Rate, .. } => {
+                "this user sends faster than --chat-rate, so the server stops reading it for a moment".to_string()
+            }
+            Event::Resume { .. } => {
+                "the reason to wait is gone, so the server reads this socket again".to_string()
+            }
             Event::Recv { bytes, .. } => format!(
                 "recv() copied {bytes} bytes that were waiting in the socket's receive buffer; it never waits, so one slow client cannot stall the others"
             ),
@@ -408,6 +459,10 @@ impl fmt::Display for Logfmt<'_> {
                 slot,
                 peer,
             } => write!(f, " service={service} conn={conn} slot={slot} peer={peer}"),
+            Event::Pause { service, conn, why } => {
+                write!(f, " service={service} conn={conn} why={}", why.as_str())
+            }
+            Event::Resume { service, conn } => write!(f, " service={service} conn={conn}"),
             Event::Recv {
                 service,
                 conn,

@@ -25,7 +25,12 @@
 //!    messages (encode, and decoders that say "need more bytes").
 //! 6. `sys.rs` — the few raw system calls (stdin readiness, the descriptor
 //!    limit, socket options), each written once.
-//! 7. `client/` and `load/` — the same ideas seen from the client side.
+//! 7. `names.rs` and `text.rs` — which names and which characters may
+//!    reach other users (Unicode's own security advice, UTS #39);
+//!    `names/store.rs` keeps names by IP in memory, and `persist.rs` saves
+//!    such state on a thread of its own, so no client makes the loop wait
+//!    on the disk.
+//! 8. `client/` and `load/` — the same ideas seen from the client side.
 //!
 //! `main.rs` only parses the command line and calls into this library, so
 //! tests and benchmarks run exactly what users run.
@@ -38,8 +43,10 @@ pub mod frame;
 pub mod load;
 pub mod logging;
 pub mod names;
+pub mod persist;
 pub mod reactor;
 pub mod serve;
 pub mod service;
 pub mod sys;
 pub mod telnet;
+pub mod text;

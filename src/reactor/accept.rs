@@ -79,12 +79,13 @@ impl Reactor {
     }
 
     /// Gives a new connection a slot, a token and an id, and tells its
-    /// service — or, past `--max-clients`, tells the client and closes it.
+    /// service — or, past `--max-clients` (or `--max-per-ip` from this
+    /// address), tells the client and closes it.
     pub(super) fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, service: usize) {
         // Replies are small and must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         conn::enable_inq(&stream);
-        let full = self.conns.len() >= self.config.max_clients;
+        let full = self.conns.len() >= self.config.max_clients || !self.admit_ip(peer);
         let entry = self.conns.vacant_entry();
         let key = ConnKey {
             slot: entry.key(),
@@ -103,6 +104,7 @@ impl Reactor {
             return;
         }
         let conn = entry.insert(Conn::new(stream, key, service, peer, self.now));
+        conn.counted_ip = !full && self.config.max_per_ip.is_some();
         let name = self.services[service].name();
         event::record(&Event::Accept {
             service: name,
@@ -120,5 +122,29 @@ impl Reactor {
         }
         self.services[service].on_open(key, peer, self.now, &mut self.fx);
         self.apply_effects();
+    }
+
+    /// Counts a connection from `peer`'s address against `--max-per-ip`;
+    /// false (and nothing counted) when that address is at its limit.
+    fn admit_ip(&mut self, peer: SocketAddr) -> bool {
+        let Some(max) = self.config.max_per_ip else {
+            return true;
+        };
+        let count = self.per_ip.entry(peer.ip()).or_insert(0);
+        if *count >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// Gives back `peer`'s place under `--max-per-ip` (at close).
+    pub(super) fn release_ip(&mut self, peer: SocketAddr) {
+        if let Some(count) = self.per_ip.get_mut(&peer.ip()) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_ip.remove(&peer.ip());
+            }
+        }
     }
 }

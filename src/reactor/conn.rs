@@ -42,6 +42,11 @@ pub struct Conn {
     pub over_backlog: bool,
     /// The interest currently registered with `poll`.
     pub registered: Interest,
+    /// Counted in the reactor's per-IP table (`--max-per-ip`).
+    pub counted_ip: bool,
+    /// We shut down our sending side (FIN) at a graceful stop, and now
+    /// read and discard until the client closes too.
+    pub fin_sent: bool,
     /// Already in the reactor's list of connections to flush this turn
     /// (so a thousand broadcast lines add one entry, not a thousand).
     pub flush_queued: bool,
@@ -70,6 +75,8 @@ impl Conn {
             closing: None,
             over_backlog: false,
             registered: Interest::READABLE,
+            counted_ip: false,
+            fin_sent: false,
             flush_queued: false,
         }
     }
@@ -132,9 +139,27 @@ impl Conn {
         }
     }
 
-    /// Ready to be closed now: marked, and nothing owed is left to send.
+    /// Ready to be closed now: marked, and nothing owed is left to send —
+    /// and, at a graceful stop, the client has closed its side too.
     pub fn ready_to_close(&self) -> bool {
-        self.closing.is_some() && self.out.is_empty()
+        match self.closing {
+            None => false,
+            Some(DisconnectReason::Shutdown) => self.out.is_empty() && self.peer_closed,
+            Some(_) => self.out.is_empty(),
+        }
+    }
+
+    /// At a graceful stop, with everything sent: time to send our FIN.
+    pub fn wants_fin(&self) -> bool {
+        self.closing == Some(DisconnectReason::Shutdown) && self.out.is_empty() && !self.fin_sent
+    }
+
+    /// Our FIN is sent and the client's has not come: what it still sends
+    /// is read and dropped, so that closing does not meet unread data (which
+    /// makes the kernel answer with RST, and a RST can destroy replies
+    /// still on their way to the client).
+    pub fn lingering(&self) -> bool {
+        self.fin_sent && !self.peer_closed
     }
 }
 

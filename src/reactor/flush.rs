@@ -110,6 +110,13 @@ impl Reactor {
         let Some(conn) = live_mut(&mut self.conns, key) else {
             return;
         };
+        if conn.wants_fin() {
+            // shutdown(SHUT_WR): the client reads everything, then EOF.
+            if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                conn.peer_closed = true; // nothing more can be exchanged
+            }
+            conn.fin_sent = true;
+        }
         let wanted = conn.interest();
         if wanted != conn.registered {
             match self
@@ -138,6 +145,9 @@ impl Reactor {
             discard_unread(&mut conn.stream);
         }
         let service = conn.service;
+        if conn.counted_ip {
+            self.release_ip(conn.peer);
+        }
         event::record(&Event::Disconnect {
             service: self.services[service].name(),
             conn: key.id,

@@ -10,7 +10,8 @@
 //! as the steps of that loop; the state they work on follows. The steps
 //! live one per file: `accept.rs` (new connections), `read.rs` (bytes in,
 //! fed to the service), `effects.rs` (what the service answered), `flush.rs`
-//! (bytes out, and closing), `timers.rs` (idle timeouts), `stop.rs`
+//! (bytes out, and closing), `timers.rs` (deadlines), `save.rs` (handing
+//! state to the thread that writes files), `stop.rs`
 //! (signals, the console, a graceful stop). `conn.rs` is one connection's
 //! state. The protocols are not here: a connection's bytes go to its
 //! [`Service`] (`service/`), which answers with effects the reactor applies.
@@ -23,12 +24,15 @@ mod control;
 mod effects;
 mod flush;
 mod read;
+mod save;
 mod stop;
 mod timers;
 mod token;
 mod udp;
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
@@ -82,7 +86,7 @@ impl Reactor {
         self.events = events;
         self.retry_cut_short_work();
         self.fire_timers();
-        self.fire_service_deadlines();
+        self.save_snapshots();
         self.flush_and_close();
         Ok(())
     }
@@ -101,13 +105,15 @@ impl Reactor {
             RunState::Draining { deadline, .. } => Some(deadline),
             _ => None,
         };
+        let services = self.services.iter().filter_map(|s| s.next_deadline());
         let next = [
             self.timers.next_deadline(),
             drain_deadline,
-            self.service_deadline(),
+            self.save_deadline(),
         ]
         .into_iter()
         .flatten()
+        .chain(services)
         .min();
         next.map(|at| at.saturating_duration_since(Instant::now()))
     }
@@ -161,6 +167,8 @@ impl Reactor {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub max_clients: usize,
+    /// `--max-per-ip`; `None` for no limit.
+    pub max_per_ip: Option<u32>,
     pub idle_timeout: Option<Duration>,
     pub read_chunk: usize,
     pub max_backlog: usize,
@@ -231,6 +239,12 @@ pub struct Reactor {
     accept_paused: bool,
     /// The UDP twins (`udp.rs`), added after `new` by `add_udp`.
     udp: udp::UdpTwins,
+    /// Open connections per client address, kept only with `--max-per-ip`.
+    per_ip: HashMap<IpAddr, u32>,
+    /// Services whose snapshots are saved off this thread (`save.rs`).
+    savers: Vec<save::Persist>,
+    /// No snapshot is taken before this (at most one a second).
+    next_save: Instant,
 }
 
 impl Reactor {
@@ -287,6 +301,9 @@ impl Reactor {
             again_console: false,
             accept_paused: false,
             udp: udp::UdpTwins::default(),
+            per_ip: HashMap::new(),
+            savers: Vec::new(),
+            next_save: Instant::now(),
         };
         reactor.handle_console_input(early_input);
         Ok(reactor)

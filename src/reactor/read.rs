@@ -37,6 +37,10 @@ impl Reactor {
     /// already arrived (`read_closed`): no new edge will come for it, so
     /// read on until `recv` returns 0.
     pub(super) fn read_conn(&mut self, slot: usize, read_closed: bool) {
+        if self.conns.get(slot).is_some_and(|c| c.lingering()) {
+            self.discard_until_eof(slot);
+            return;
+        }
         let chunk = self.config.read_chunk;
         let mut budget = READ_BUDGET.max(chunk);
         loop {
@@ -90,5 +94,29 @@ impl Reactor {
                 }
             }
         }
+    }
+
+    /// A lingering connection (our FIN sent at a graceful stop): read and
+    /// drop what the client still sends until its own FIN, then close.
+    fn discard_until_eof(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let chunk = self.read_buf.len();
+        for _ in 0..READ_BUDGET / chunk.max(1) + 1 {
+            match conn::recv_chunk(&mut conn.stream, &mut self.read_buf[..chunk]) {
+                Ok((0, _)) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        // EOF or an error: nothing more will be read. (A budget spent on a
+        // client still sending ends its linger too; the grace is for
+        // replies, not for uploads.)
+        conn.peer_closed = true;
+        let key = conn.key;
+        self.closing.push(key);
     }
 }

@@ -13,7 +13,6 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use super::{Reactor, live_mut};
-use crate::event::DisconnectReason;
 use crate::service::ConnKey;
 
 #[derive(Debug, Default)]
@@ -54,8 +53,28 @@ impl Timers {
 }
 
 impl Reactor {
-    /// Step 4: close connections idle for `--idle-timeout`.
+    /// Step 4: the deadlines that came due: services' own, then idle
+    /// connections.
     pub(super) fn fire_timers(&mut self) {
+        self.fire_service_timers();
+        self.fire_idle_timers();
+    }
+
+    /// Services' own deadlines (see `Service::next_deadline`).
+    fn fire_service_timers(&mut self) {
+        for index in 0..self.services.len() {
+            if self.services[index]
+                .next_deadline()
+                .is_some_and(|at| at <= self.now)
+            {
+                self.services[index].on_timer(self.now, &mut self.fx);
+                self.apply_effects();
+            }
+        }
+    }
+
+    /// Closes connections idle for `--idle-timeout`.
+    fn fire_idle_timers(&mut self) {
         let Some(idle) = self.config.idle_timeout else {
             return;
         };
@@ -73,10 +92,20 @@ impl Reactor {
                 continue;
             };
             let due = conn.last_active + idle;
-            if due <= self.now {
-                self.close_later(key, DisconnectReason::Idle);
-            } else {
+            if due > self.now {
                 self.timers.schedule(due, key);
+            } else if conn.closing.is_none() {
+                // Let the service say goodbye; if that goodbye is never
+                // read, the next idle period ends it (below).
+                let service = conn.service;
+                self.timers.schedule(self.now + idle, key);
+                self.services[service].on_idle(key, idle, &mut self.fx);
+                self.apply_effects();
+            } else {
+                // Marked for closing, yet not a byte moved for a whole idle
+                // period: the client will not read what it is owed.
+                conn.out.clear();
+                self.closing.push(key);
             }
         }
     }
@@ -88,7 +117,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    pub(super) fn pops_in_deadline_order_and_only_when_due() {
+    fn pops_in_deadline_order_and_only_when_due() {
         let t0 = Instant::now();
         let k = |id| ConnKey { slot: 0, id };
         let mut t = Timers::default();

@@ -16,13 +16,13 @@
 //! allocates per datagram: one receive buffer serves every twin, and the
 //! reply is sent straight from it.
 //!
-//! Services also get deadlines of their own here (udp-chat drops members
-//! silent for `--udp-member-timeout`): with no connection, no FIN says a
-//! client is gone, so only time can. Read `service/chat/udp.rs` next.
+//! With no connection, no FIN says a client is gone: udp-chat drops members
+//! silent for `--udp-member-timeout` through the services' own deadlines
+//! (`Service::next_deadline`, fired in `timers.rs`). Read
+//! `service/chat/udp.rs` next.
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use mio::Interest;
 use mio::net::UdpSocket;
@@ -239,23 +239,5 @@ impl Reactor {
             }
         }
         self.udp.again.clear();
-    }
-
-    /// The nearest deadline any service keeps for itself.
-    pub(super) fn service_deadline(&self) -> Option<Instant> {
-        self.services.iter().filter_map(|s| s.next_deadline()).min()
-    }
-
-    /// Lets each service act on what came due (udp-chat's expiry).
-    pub(super) fn fire_service_deadlines(&mut self) {
-        for index in 0..self.services.len() {
-            if self.services[index]
-                .next_deadline()
-                .is_some_and(|at| at <= self.now)
-            {
-                self.services[index].on_deadline(self.now, &mut self.fx);
-                self.apply_effects();
-            }
-        }
     }
 }

@@ -23,11 +23,14 @@ use std::time::Instant;
 use crate::cli::{PortRange, ServeArgs};
 use crate::event::{self, Event, StopReason};
 use crate::logging::{self, LogConfig, RotatePolicy};
+use crate::names::Names;
+use crate::persist::Saver;
 use crate::reactor::{Config, Listening, Reactor};
 use crate::service::Service;
 use crate::service::chat::{ChatConfig, ChatRoom};
 use crate::service::echo::EchoService;
 use crate::service::frame::FrameService;
+use crate::service::rate::RateLimit;
 use crate::sys;
 
 /// Descriptors kept free beyond `--max-clients`: stdio, epoll, the signal
@@ -36,6 +39,8 @@ use crate::sys;
 /// A burst of refusals larger than that spare meets `EMFILE`, which pauses
 /// accepting until the refused sockets are closed at the end of the turn.
 const RESERVED_FDS: u64 = 16;
+/// The `what=` of warnings about the names file.
+const NAMES_FILE: &str = "names-file";
 
 /// Why `serve` stopped with an error.
 #[derive(Debug)]
@@ -88,12 +93,14 @@ pub fn serve(args: &ServeArgs) -> Result<(), Error> {
 fn run(args: &ServeArgs) -> Result<StopReason, Error> {
     let config = Config {
         max_clients: fit_descriptor_limit(args.max_clients),
+        max_per_ip: (args.max_per_ip > 0).then_some(args.max_per_ip),
         idle_timeout: args.idle_timeout.non_zero(),
         read_chunk: args.read_chunk.as_usize(),
         max_backlog: args.max_backlog.as_usize(),
         shutdown_grace: args.shutdown_grace.0,
     };
-    let (services, ranges): (Vec<_>, Vec<_>) = services(args).into_iter().unzip();
+    let mut names_saver = None;
+    let (services, ranges): (Vec<_>, Vec<_>) = services(args, &mut names_saver).into_iter().unzip();
     let mut listeners = Vec::with_capacity(services.len());
     for (index, (service, range)) in services.iter().zip(&ranges).enumerate() {
         let socket = listen::bind_range(service.name(), args.host, *range, args.listen_backlog)
@@ -113,6 +120,9 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
             .map_err(Error::Poll)?;
         twin_keys.push((service, name, key));
     }
+    if let Some((service, saver)) = names_saver {
+        reactor.persist_with(service, NAMES_FILE, saver);
+    }
     for (index, name) in names.into_iter().enumerate() {
         if let Some(addr) = reactor.listener_addr(index) {
             announce(name, addr);
@@ -123,7 +133,9 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
             }
         }
     }
-    reactor.run().map_err(Error::Poll)
+    let stopped = reactor.run().map_err(Error::Poll);
+    reactor.finish_saving();
+    stopped
 }
 
 /// Binds the UDP twin of each service that has one (unless `--no-udp`), at
@@ -154,20 +166,29 @@ fn bind_twins(
     Ok(twins)
 }
 
-/// The services this run serves, each with the port range it binds.
-fn services(args: &ServeArgs) -> Vec<(Box<dyn Service>, PortRange)> {
+/// The services this run serves, each with the port range it binds. A
+/// service whose state is saved to a file comes with its saver thread.
+fn services(
+    args: &ServeArgs,
+    names_saver: &mut Option<(usize, Saver)>,
+) -> Vec<(Box<dyn Service>, PortRange)> {
     let mut services: Vec<(Box<dyn Service>, PortRange)> = Vec::new();
     if !args.no_echo {
         services.push((Box::new(EchoService::new(&args.exit_word)), args.echo_ports));
     }
     if !args.no_chat {
-        let (mut chat, warnings) = ChatRoom::new(ChatConfig {
-            max_line_bytes: args.max_line.as_usize(),
-            names_path: args.names_path(),
-        });
-        for warning in &warnings {
-            event::record(warning);
-        }
+        let (names, saver) = load_names(args);
+        *names_saver = saver.map(|saver| (services.len(), saver));
+        let mut chat = ChatRoom::new(
+            ChatConfig {
+                max_line_bytes: args.max_line.as_usize(),
+                rate: RateLimit {
+                    per_second: f64::from(args.chat_rate),
+                    burst: f64::from(args.chat_burst),
+                },
+            },
+            names,
+        );
         chat.set_udp_limits(args.udp_member_timeout.non_zero(), args.max_clients);
         services.push((Box::new(chat), args.chat_ports));
     }
@@ -176,6 +197,35 @@ fn services(args: &ServeArgs) -> Vec<(Box<dyn Service>, PortRange)> {
         services.push((Box::new(frame), args.frame_ports));
     }
     services
+}
+
+/// Loads the names file (one warning if it is damaged or unusable) and
+/// starts the thread that saves it, unless the file was left unused (a
+/// FIFO, a device, a file too large: not ours to replace).
+fn load_names(args: &ServeArgs) -> (Names, Option<Saver>) {
+    let path = args.names_path();
+    let (names, warning) = Names::load(&path, args.names_max as usize);
+    let mut save = true;
+    if let Some(warning) = warning {
+        save = !warning.file_unused();
+        event::record(&Event::Warning {
+            what: NAMES_FILE,
+            error: warning.to_string(),
+        });
+    }
+    if !save {
+        return (names, None);
+    }
+    match Saver::spawn(path) {
+        Ok(saver) => (names, Some(saver)),
+        Err(e) => {
+            event::record(&Event::Warning {
+                what: NAMES_FILE,
+                error: format!("cannot start the saver thread: {e}; names are not saved this run"),
+            });
+            (names, None)
+        }
+    }
 }
 
 /// Logs `listen` and prints `NAME listening on ADDR`: the program's

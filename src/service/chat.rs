@@ -20,14 +20,21 @@
 //! 4. `/nick NEW`, `/who`, `/msg NAME text`, `/help`, `/quit` (and a lone
 //!    `exit`); leaving, for any reason, sends `* NAME left` to the others.
 //! 5. Errors are one `! ` line and the connection stays open.
-//! 6. Control characters are removed from relayed text and refused in names.
+//! 6. Control characters, bidi controls and line/paragraph separators are
+//!    removed from relayed text and refused in names (`text.rs`).
 //! 7. Console lines go to every joined user as `[server] text`.
 //!
 //! Choices where the contract is silent:
-//! - **Names** may use letters of any script (`Олена`), ASCII digits, `_`
-//!   and `-`; spaces and tabs around a name candidate are trimmed.
-//!   Uniqueness is case-insensitive (Unicode lowercase), and `/nick` may
-//!   change only the case of one's own name.
+//! - **Names** follow `names.rs` (letters and digits of one script, `_`,
+//!   `-`; no invisible characters or mark stacks); spaces and tabs around a
+//!   name candidate are trimmed. Uniqueness is by [`name_key`] (NFKC, case
+//!   folding, confusable skeleton), and `/nick` may change one's own name to
+//!   another with the same key (`alice` to `Alice`).
+//! - **Persistence**: the room does no file IO. It remembers names by IP in
+//!   [`Names`] (memory, loaded by the shell before the room is built), and
+//!   on a change it only marks itself changed; the shell polls
+//!   [`ChatRoom::take_names_snapshot`] at most once a second and hands the
+//!   bytes to a background saver (`persist.rs`).
 //! - **Empty lines** never reach the room (the decoder drops them), and
 //!   lines that are empty once control characters are removed, or only
 //!   whitespace, are ignored in the room; at the name prompt such a line is
@@ -58,20 +65,22 @@
 //! one allocation, not N copies. Handling lines allocates nothing else on
 //! the message path.
 //!
-//! Read `names.rs` for the names file, then the tests at the bottom: a room
-//! of three users driven entirely in memory.
+//! Read `names.rs` for the name rules and the names file, then the tests at
+//! the bottom: a room of three users driven entirely in memory.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
 use crate::codec::{Line, LineDecoder};
-use crate::event::{DisconnectReason, Event};
-use crate::names::{NamesFile, check_name};
+use crate::event::{DisconnectReason, Event, PauseWhy};
+use crate::names::{Names, check_name, name_key};
+use crate::service::rate::{RateLimit, TokenBucket};
 use crate::service::{ConnKey, Effects, Service, UdpKey};
 use crate::telnet::{Piece, TelnetFilter};
+use crate::text::{has_visible, push_filtered};
 
 mod udp;
 pub use udp::DEFAULT_MEMBER_TIMEOUT;
@@ -81,8 +90,8 @@ pub use udp::DEFAULT_MEMBER_TIMEOUT;
 pub struct ChatConfig {
     /// `--max-line`: the longest line accepted, terminator not counted.
     pub max_line_bytes: usize,
-    /// `--names-file`: where names are remembered by client IP.
-    pub names_path: PathBuf,
+    /// `--chat-rate` and `--chat-burst`: lines a user may send.
+    pub rate: RateLimit,
 }
 
 const GREETING: &[u8] = b"* welcome to echochat; what is your name?\n";
@@ -100,25 +109,30 @@ const HELP: &[u8] = b"* commands:\n\
 /// The `/who` line is capped at `max_line_bytes`, but never below this.
 const WHO_MIN_BYTES: usize = 1024;
 
-/// The `what=` of warnings about the names file.
-const NAMES_WARNING: &str = "names-file";
-
 /// The chat room; see the module docs.
 #[derive(Debug)]
 pub struct ChatRoom {
     /// `--max-line`, for each new connection's decoder and the error text.
     max_line_bytes: usize,
-    /// Remembered names by IP, saved on every name choice or change.
-    names: NamesFile,
+    /// Remembered names by IP, updated on every name choice or change.
+    names: Names,
+    /// `names` changed since the last snapshot was taken.
+    names_changed: bool,
     /// Every open chat connection, joined or not.
     members: HashMap<ConnKey, Member>,
-    /// Joined users by case-folded name: uniqueness, `/msg` lookup, and the
+    /// Joined users by [`name_key`]: uniqueness, `/msg` lookup, and the
     /// list of receivers for a broadcast.
     online: HashMap<Box<str>, ConnKey>,
     /// Reused to format lines, so a message costs only its shared buffer.
     scratch: Vec<u8>,
     /// A graceful stop began: departures are no longer announced.
     shutting_down: bool,
+    /// `--chat-rate` / `--chat-burst`.
+    rate: RateLimit,
+    /// Users not read until their allowance refills, by when it will have.
+    paused: BinaryHeap<Reverse<(Instant, ConnKey)>>,
+    /// Lines handled in the current `on_recv` (what the bucket is charged).
+    lines_this_read: usize,
     /// Members who chat over UDP (`chat/udp.rs`).
     udp: udp::UdpMembers,
 }
@@ -135,6 +149,10 @@ struct Member {
     decoder: LineDecoder,
     /// Where the connection is in the protocol.
     stage: Stage,
+    /// Lines this user may still send now (see `rate.rs`).
+    bucket: TokenBucket,
+    /// Not read until `bucket` refills (`pause why=rate`).
+    rate_paused: bool,
 }
 
 #[derive(Debug)]
@@ -148,28 +166,40 @@ enum Stage {
 }
 
 impl ChatRoom {
-    /// A room that remembers names in `config.names_path`. The events are
-    /// warnings from loading that file (damaged lines, an unreadable file),
-    /// for the caller to record; a missing file is simply empty.
-    pub fn new(config: ChatConfig) -> (ChatRoom, Vec<Event>) {
-        let (names, problems) = NamesFile::load(config.names_path);
-        let warnings = problems
-            .into_iter()
-            .map(|p| Event::Warning {
-                what: NAMES_WARNING,
-                error: p.to_string(),
-            })
-            .collect();
-        let room = ChatRoom {
+    /// A room that starts with the remembered `names` (loaded by the
+    /// shell: see `Names::load`; `Names::new` for none).
+    pub fn new(config: ChatConfig, names: Names) -> ChatRoom {
+        ChatRoom {
             max_line_bytes: config.max_line_bytes,
             names,
+            names_changed: false,
             members: HashMap::new(),
             online: HashMap::new(),
             scratch: Vec::new(),
             shutting_down: false,
             udp: udp::UdpMembers::default(),
-        };
-        (room, warnings)
+            rate: config.rate,
+            paused: BinaryHeap::new(),
+            lines_this_read: 0,
+        }
+    }
+
+    /// Whether the remembered names changed since the last snapshot.
+    pub fn names_changed(&self) -> bool {
+        self.names_changed
+    }
+
+    /// The names file's new content if the names changed since the last
+    /// call, else `None`. The shell calls this at most once a second and
+    /// saves the bytes off the reactor's thread; the cost here is one walk
+    /// of the memory (bounded by `--names-max`).
+    pub fn take_names_snapshot(&mut self) -> Option<Vec<u8>> {
+        std::mem::take(&mut self.names_changed).then(|| self.names.to_bytes())
+    }
+
+    /// The remembered names (for the shell and tests).
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     /// Open chat connections (joined or still at the name prompt).
@@ -228,7 +258,7 @@ impl ChatRoom {
         if let Err(e) = check_name(name) {
             self.reply(key, &["! ", &e.to_string()], fx);
             fx.send(key, ASK_AGAIN);
-        } else if self.name_taken(&fold(name)) {
+        } else if self.name_taken(name_key(name).as_str()) {
             self.reply(key, &["! the name ", name, " is taken"], fx);
             fx.send(key, ASK_AGAIN);
         } else {
@@ -243,24 +273,20 @@ impl ChatRoom {
         };
         member.stage = Stage::Joined { name: name.into() };
         let ip = member.ip;
-        self.online.insert(fold(name), key);
+        self.online.insert(name_key(name).into(), key);
         self.reply(key, &[greeting, name], fx);
         self.broadcast(Some(key), &["* ", name, " joined"], fx);
         fx.record(Event::Join {
             conn: key.id,
             name: name.to_string(),
         });
-        self.remember(ip, name, fx);
+        self.remember(ip, name);
     }
 
-    /// Saves the name for the IP; a failure is a warning and chat goes on.
-    fn remember(&mut self, ip: IpAddr, name: &str, fx: &mut Effects) {
-        if let Err(e) = self.names.remember(ip, name) {
-            fx.record(Event::Warning {
-                what: NAMES_WARNING,
-                error: e.to_string(),
-            });
-        }
+    /// Remembers the name for the IP, in memory only: the shell saves a
+    /// snapshot later, off the hot path.
+    fn remember(&mut self, ip: IpAddr, name: &str) {
+        self.names_changed |= self.names.remember(ip, name);
     }
 
     fn on_room_line(&mut self, key: ConnKey, text: &str, fx: &mut Effects) {
@@ -289,7 +315,7 @@ impl ChatRoom {
         self.scratch.clear();
         self.scratch.extend_from_slice(name.as_bytes());
         self.scratch.extend_from_slice(b": ");
-        push_clean(&mut self.scratch, text);
+        push_filtered(&mut self.scratch, text);
         self.scratch.push(b'\n');
         send_to_room(&self.online, Some(key), &self.scratch, fx);
         self.udp.send_all(None, &self.scratch, fx);
@@ -314,7 +340,7 @@ impl ChatRoom {
         } else {
             self.scratch.clear();
             self.scratch.extend_from_slice(b"! unknown command ");
-            push_clean(&mut self.scratch, command);
+            push_filtered(&mut self.scratch, command);
             self.scratch.extend_from_slice(b"; /help lists them\n");
             fx.send(key, &self.scratch);
         }
@@ -341,17 +367,17 @@ impl ChatRoom {
             self.reply(key, &["* you are already ", new], fx);
             return;
         }
-        let (old_fold, new_fold) = (fold(name), fold(new));
+        let (old_key, new_key) = (name_key(name), name_key(new));
         // Field by field (not `name_taken`): `name` still borrows `members`.
-        let taken = self.online.contains_key(&new_fold) || self.udp.taken(&new_fold);
-        if old_fold != new_fold && taken {
+        let taken = self.online.contains_key(new_key.as_str()) || self.udp.taken(new_key.as_str());
+        if old_key != new_key && taken {
             self.reply(key, &["! the name ", new, " is taken"], fx);
             return;
         }
         let old = std::mem::replace(name, new.into());
         let ip = *ip;
-        self.online.remove(&old_fold);
-        self.online.insert(new_fold, key);
+        self.online.remove(old_key.as_str());
+        self.online.insert(new_key.into(), key);
         self.reply(key, &["* you are now ", new], fx);
         self.broadcast(Some(key), &["* ", &old, " is now ", new], fx);
         fx.record(Event::Nick {
@@ -359,7 +385,7 @@ impl ChatRoom {
             old: old.into(),
             new: new.to_string(),
         });
-        self.remember(ip, new, fx);
+        self.remember(ip, new);
     }
 
     fn who(&mut self, key: ConnKey, fx: &mut Effects) {
@@ -411,7 +437,7 @@ impl ChatRoom {
             fx.send(key, b"! no such user\n");
             return;
         }
-        let Some(&to) = self.online.get(&*fold(target)) else {
+        let Some(&to) = self.online.get(name_key(target).as_str()) else {
             if !self.whisper_udp(key, target, text, fx) {
                 self.reply(key, &["! no such user: ", target], fx);
             }
@@ -426,7 +452,7 @@ impl ChatRoom {
         };
         self.scratch.clear();
         push_all(&mut self.scratch, &["* ", name, " whispers: "]);
-        push_clean(&mut self.scratch, text.trim_start_matches(is_blank));
+        push_filtered(&mut self.scratch, text.trim_start_matches(is_blank));
         self.scratch.push(b'\n');
         fx.send(to, &self.scratch);
     }
@@ -440,6 +466,30 @@ impl ChatRoom {
 
     /// The user leaves the room now and the connection is closed: nothing
     /// more is queued for it, and its later input is ignored.
+    /// Charges the user's allowance for the lines of one read; overdrawn,
+    /// the user is not read again until it refills (`/nick` and other
+    /// commands count as lines too).
+    fn charge(&mut self, key: ConnKey, now: Instant, fx: &mut Effects) {
+        let lines = std::mem::take(&mut self.lines_this_read);
+        let Some(member) = self.members.get_mut(&key) else {
+            return;
+        };
+        if lines == 0 || member.rate_paused || matches!(member.stage, Stage::Left) {
+            return;
+        }
+        if !member.bucket.spend(lines, self.rate, now) {
+            member.rate_paused = true;
+            fx.pause_reading(key);
+            fx.record(Event::Pause {
+                service: "chat",
+                conn: key.id,
+                why: PauseWhy::Rate,
+            });
+            self.paused
+                .push(Reverse((member.bucket.ready_at(self.rate), key)));
+        }
+    }
+
     fn drop_member(&mut self, key: ConnKey, reason: DisconnectReason, fx: &mut Effects) {
         if matches!(
             self.members.get(&key),
@@ -462,9 +512,9 @@ impl ChatRoom {
         let Stage::Joined { name } = std::mem::replace(&mut member.stage, Stage::Left) else {
             return;
         };
-        let folded = fold(&name);
-        if self.online.get(&folded) == Some(&key) {
-            self.online.remove(&folded);
+        let name_key = name_key(&name);
+        if self.online.get(name_key.as_str()) == Some(&key) {
+            self.online.remove(name_key.as_str());
         }
         if !self.shutting_down {
             self.broadcast(None, &["* ", &name, " left"], fx);
@@ -518,40 +568,10 @@ fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
-/// The case-insensitive form of a name, for uniqueness and lookup.
-fn fold(name: &str) -> Box<str> {
-    name.to_lowercase().into_boxed_str()
-}
-
 fn push_all(buf: &mut Vec<u8>, parts: &[&str]) {
     for part in parts {
         buf.extend_from_slice(part.as_bytes());
     }
-}
-
-/// Whether a character may reach another user's terminal: every control
-/// character (C0, DEL, C1 — Unicode's `Cc`) could start an escape sequence
-/// or move the cursor; tab is harmless and kept.
-fn is_removed(c: char) -> bool {
-    c.is_control() && c != '\t'
-}
-
-/// Appends `text` without the characters of [`is_removed`].
-fn push_clean(buf: &mut Vec<u8>, text: &str) {
-    if !text.chars().any(is_removed) {
-        buf.extend_from_slice(text.as_bytes());
-        return;
-    }
-    let mut utf8 = [0u8; 4];
-    for c in text.chars().filter(|&c| !is_removed(c)) {
-        buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-    }
-}
-
-/// Whether anything would be left to read once control characters and
-/// whitespace are ignored.
-fn has_visible(text: &str) -> bool {
-    text.chars().any(|c| !is_removed(c) && !c.is_whitespace())
 }
 
 impl Service for ChatRoom {
@@ -559,7 +579,7 @@ impl Service for ChatRoom {
         "chat"
     }
 
-    fn on_open(&mut self, key: ConnKey, peer: SocketAddr, _now: Instant, fx: &mut Effects) {
+    fn on_open(&mut self, key: ConnKey, peer: SocketAddr, now: Instant, fx: &mut Effects) {
         // An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d;
         // remember it as a.b.c.d either way.
         let ip = peer.ip().to_canonical();
@@ -570,12 +590,14 @@ impl Service for ChatRoom {
                 telnet: TelnetFilter::new(),
                 decoder: LineDecoder::new(self.max_line_bytes),
                 stage: Stage::Naming,
+                bucket: TokenBucket::new(self.rate, now),
+                rate_paused: false,
             },
         );
         let remembered = self
             .names
             .get(ip)
-            .filter(|name| !self.name_taken(&fold(name)))
+            .filter(|name| !self.name_taken(name_key(name).as_str()))
             .map(Box::<str>::from);
         match remembered {
             Some(name) => self.join(key, &name, "* welcome back, ", fx),
@@ -583,7 +605,7 @@ impl Service for ChatRoom {
         }
     }
 
-    fn on_recv(&mut self, key: ConnKey, bytes: &[u8], _now: Instant, fx: &mut Effects) {
+    fn on_recv(&mut self, key: ConnKey, bytes: &[u8], now: Instant, fx: &mut Effects) {
         let Some(member) = self.members.get_mut(&key) else {
             return;
         };
@@ -594,8 +616,12 @@ impl Service for ChatRoom {
         // whole room; `new` allocates nothing for either.
         let mut telnet = std::mem::take(&mut member.telnet);
         let mut decoder = std::mem::replace(&mut member.decoder, LineDecoder::new(0));
+        self.lines_this_read = 0;
         telnet.feed(bytes, |piece| match piece {
-            Piece::Data(typed) => decoder.feed(typed, |line| self.on_line(key, line, fx)),
+            Piece::Data(typed) => decoder.feed(typed, |line| {
+                self.lines_this_read += 1;
+                self.on_line(key, line, fx);
+            }),
             // Negotiation answers go to this client only, and only while
             // it is still here (a line before may have been `/quit`).
             Piece::Reply(reply) => {
@@ -607,6 +633,43 @@ impl Service for ChatRoom {
         if let Some(member) = self.members.get_mut(&key) {
             member.telnet = telnet;
             member.decoder = decoder;
+        }
+        self.charge(key, now, fx);
+    }
+
+    /// The earliest of: a paused user's allowance refills, a UDP member
+    /// may expire.
+    fn next_deadline(&self) -> Option<Instant> {
+        let paused = self.paused.peek().map(|Reverse((at, _))| *at);
+        match (paused, self.udp_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Resumes reading the users whose allowance has refilled, and drops
+    /// UDP members silent too long.
+    fn on_timer(&mut self, now: Instant, fx: &mut Effects) {
+        self.udp_expire(now, fx);
+        while let Some(Reverse((at, key))) = self.paused.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.paused.pop();
+            let Some(member) = self.members.get_mut(&key) else {
+                continue; // gone meanwhile
+            };
+            if member.bucket.spend(0, self.rate, now) {
+                member.rate_paused = false;
+                fx.resume_reading(key);
+                fx.record(Event::Resume {
+                    service: "chat",
+                    conn: key.id,
+                });
+            } else {
+                let at = member.bucket.ready_at(self.rate);
+                self.paused.push(Reverse((at, key)));
+            }
         }
     }
 
@@ -641,7 +704,7 @@ impl Service for ChatRoom {
         }
         self.scratch.clear();
         self.scratch.extend_from_slice(b"[server] ");
-        push_clean(&mut self.scratch, line);
+        push_filtered(&mut self.scratch, line);
         self.scratch.push(b'\n');
         send_to_room(&self.online, None, &self.scratch, fx);
         self.udp.send_all(None, &self.scratch, fx);
@@ -669,12 +732,12 @@ impl Service for ChatRoom {
         self.udp_datagram(via, peer, bytes, now, fx);
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.udp_deadline()
+    fn snapshot_pending(&self) -> bool {
+        self.names_changed
     }
 
-    fn on_deadline(&mut self, now: Instant, fx: &mut Effects) {
-        self.udp_expire(now, fx);
+    fn take_snapshot(&mut self) -> Option<Vec<u8>> {
+        self.take_names_snapshot()
     }
 }
 
@@ -688,7 +751,6 @@ mod tests {
     use super::*;
     use crate::service::Effect;
     use std::collections::HashSet;
-    use std::path::Path;
 
     struct Room {
         chat: ChatRoom,
@@ -700,17 +762,23 @@ mod tests {
         closed: Vec<(ConnKey, DisconnectReason)>,
         gone: HashSet<ConnKey>,
         events: Vec<Event>,
-        /// Keeps the names file's directory alive.
-        _dir: Option<tempfile::TempDir>,
     }
 
     impl Room {
-        fn with_names(names_path: &Path, max_line_bytes: usize) -> (Room, Vec<Event>) {
-            let (chat, warnings) = ChatRoom::new(ChatConfig {
-                max_line_bytes,
-                names_path: names_path.to_path_buf(),
-            });
-            let room = Room {
+        /// A room remembering `names`; no file is involved (the shell's
+        /// job), so these tests create none.
+        fn with_names(names: Names, max_line_bytes: usize) -> Room {
+            let chat = ChatRoom::new(
+                ChatConfig {
+                    max_line_bytes,
+                    rate: RateLimit {
+                        per_second: 1e9,
+                        burst: 1e9,
+                    },
+                },
+                names,
+            );
+            Room {
                 chat,
                 fx: Effects::new(),
                 now: Instant::now(),
@@ -719,9 +787,7 @@ mod tests {
                 closed: Vec::new(),
                 gone: HashSet::new(),
                 events: Vec::new(),
-                _dir: None,
-            };
-            (room, warnings)
+            }
         }
 
         fn new() -> Room {
@@ -729,16 +795,7 @@ mod tests {
         }
 
         fn with_max_line(max_line_bytes: usize) -> Room {
-            let dir = tempfile::tempdir().unwrap();
-            let (mut room, warnings) =
-                Room::with_names(&dir.path().join("names.tsv"), max_line_bytes);
-            assert!(warnings.is_empty());
-            room._dir = Some(dir);
-            room
-        }
-
-        fn names_path(&self) -> PathBuf {
-            self.chat.names.path().to_path_buf()
+            Room::with_names(Names::new(10_000), max_line_bytes)
         }
 
         fn connect(&mut self, ip: &str) -> ConnKey {
@@ -863,16 +920,27 @@ mod tests {
             (&"x".repeat(33), "! a name has 1 to 32 characters"),
             (
                 "two words",
-                "! a name may only hold letters, digits, _ and -",
+                "! a name may only hold letters, digits, _ and - (not U+0020)",
             ),
             (
                 "esc\x1b[2J",
-                "! a name may only hold letters, digits, _ and -",
+                "! a name may only hold letters, digits, _ and - (not U+001B)",
             ),
-            ("a=b", "! a name may only hold letters, digits, _ and -"),
+            (
+                "a=b",
+                "! a name may only hold letters, digits, _ and - (not U+003D)",
+            ),
             (
                 "c1\u{85}",
-                "! a name may only hold letters, digits, _ and -",
+                "! a name may only hold letters, digits, _ and - (not U+0085)",
+            ),
+            (
+                "rtl\u{202E}",
+                "! a name may only hold letters, digits, _ and - (not U+202E)",
+            ),
+            (
+                "\u{3164}",
+                "! a name may not hold invisible characters (U+3164)",
             ),
             ("aLICE", "! the name aLICE is taken"),
         ] {
@@ -882,13 +950,13 @@ mod tests {
         assert!(r.lines(a).is_empty(), "nothing reaches the room");
         assert!(r.events.is_empty());
         // Spaces around a name are trimmed; any script's letters are fine.
-        r.send(b, "  Олена_2-b \r\n".as_bytes());
-        assert_eq!(r.lines(b), lines(&["* hello, Олена_2-b"]));
+        r.send(b, "  Олена_2-я \r\n".as_bytes());
+        assert_eq!(r.lines(b), lines(&["* hello, Олена_2-я"]));
         assert_eq!(
             r.events,
             vec![Event::Join {
                 conn: b.id,
-                name: "Олена_2-b".into()
+                name: "Олена_2-я".into()
             }]
         );
         assert_eq!(r.chat.online(), 2);
@@ -974,8 +1042,8 @@ mod tests {
             lines(&[
                 "! the name BOB is taken",
                 "! usage: /nick NEW",
-                "! a name may only hold letters, digits, _ and -",
-                "! a name may only hold letters, digits, _ and -",
+                "! a name may only hold letters, digits, _ and - (not U+0020)",
+                "! a name may only hold letters, digits, _ and - (not U+0085)",
                 "* you are already Alicia",
             ])
         );
@@ -1411,8 +1479,8 @@ mod tests {
     #[test]
     fn names_are_remembered_across_rooms() {
         let mut r = Room::new();
-        let path = r.names_path();
-        let dir = r._dir.take();
+        assert!(!r.chat.names_changed());
+        assert_eq!(r.chat.take_names_snapshot(), None, "nothing to save yet");
         let a = r.join(A, "alice");
         let b = r.join(B, "bob");
         r.send(b, b"/nick robert\n");
@@ -1420,15 +1488,20 @@ mod tests {
         r.send(a, b"/quit\n");
         let c = r.join(C, "alice");
         let _ = (a, b, c);
+        assert!(r.chat.names_changed());
+        // Least recently seen first: the file order is the recency.
+        let snapshot = r.chat.take_names_snapshot().expect("changed");
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
+            String::from_utf8(snapshot.clone()).unwrap(),
             "10.0.0.1\talice\n10.0.0.2\trobert\n10.0.0.3\talice\n"
         );
+        assert_eq!(r.chat.take_names_snapshot(), None, "taken once");
         drop(r);
 
-        // A new server process reading the same file.
-        let (mut r, warnings) = Room::with_names(&path, 4096);
-        assert!(warnings.is_empty());
+        // A new server process loading what the shell saved.
+        let (names, damage) = Names::parse(&snapshot, 10_000);
+        assert_eq!(damage, None);
+        let mut r = Room::with_names(names, 4096);
         let b = r.connect(B);
         assert_eq!(r.lines(b), lines(&["* welcome back, robert"]));
         assert_eq!(
@@ -1453,46 +1526,131 @@ mod tests {
         r.send(b, b"/quit\n");
         let b2 = r.connect("::ffff:10.0.0.2");
         assert_eq!(r.lines(b2), lines(&["* welcome back, robert"]));
-        drop(dir);
     }
 
     #[test]
-    fn damaged_names_line_is_skipped_with_a_warning() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("names.tsv");
-        std::fs::write(&path, "10.0.0.1\talice\ngarbage line\n10.0.0.2\tbob\n").unwrap();
-        let (mut r, warnings) = Room::with_names(&path, 4096);
-        assert_eq!(warnings.len(), 1);
-        let Event::Warning { what, error } = &warnings[0] else {
-            panic!("{warnings:?}");
-        };
-        assert_eq!(*what, "names-file");
-        assert!(error.contains("line 2 skipped"), "{error}");
-        let b = r.connect(B);
-        assert_eq!(r.lines(b), lines(&["* welcome back, bob"]));
+    fn welcome_back_skips_a_name_taken_by_a_look_alike() {
+        let mut names = Names::new(10);
+        names.remember(A.parse().unwrap(), "alice");
+        let mut r = Room::with_names(names, 4096);
+        // Someone else holds a name with alice's key.
+        let b = r.join(B, "ＡＬＩＣＥ");
+        let a = r.connect(A);
+        assert_eq!(
+            r.lines(a),
+            lines(&["* welcome to echochat; what is your name?"])
+        );
+        assert!(r.lines(b).is_empty());
     }
 
     #[test]
-    fn unwritable_names_file_is_a_warning_and_chat_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("missing-dir").join("names.tsv");
-        let (mut r, _) = Room::with_names(&path, 4096);
+    fn look_alike_names_cannot_join_beside_the_original() {
+        let mut r = Room::new();
         let a = r.join(A, "alice");
-        let warnings: Vec<_> = r
-            .events
-            .iter()
-            .filter(|e| matches!(e, Event::Warning { .. }))
-            .collect();
-        assert_eq!(warnings.len(), 1, "{:?}", r.events);
-        let b = r.join(B, "bob");
-        r.send(b, b"hi\n");
-        assert_eq!(r.lines(a), lines(&["* bob joined", "bob: hi"]));
-        let warnings = r
-            .events
-            .iter()
-            .filter(|e| matches!(e, Event::Warning { .. }))
-            .count();
-        assert_eq!(warnings, 2, "one warning per failed save");
+        let b = r.connect(B);
+        r.clear();
+        let taken = |n: &str| format!("! the name {n} is taken");
+        for twin in ["ALICE", "ａｌｉｃｅ", "𝐚𝐥𝐢𝐜𝐞", "al\u{131}ce", "a1ice"] {
+            r.send(b, format!("{twin}\n").as_bytes());
+            assert_eq!(r.lines(b), lines(&[&taken(twin), "* what is your name?"]));
+        }
+        // Cyrillic а among Latin letters is refused before uniqueness.
+        r.send(b, "\u{430}lice\n".as_bytes());
+        assert_eq!(
+            r.lines(b)[0],
+            "! a name's letters must all be of one script (not Latin and Cyrillic together, say)"
+        );
+        // Kelvin sign against Latin K, via /nick too.
+        let k = r.join(C, "Kate");
+        r.send(b, "\u{212A}ate\n".as_bytes());
+        assert_eq!(
+            r.lines(b),
+            lines(&[&taken("\u{212A}ate"), "* what is your name?"])
+        );
+        r.send(k, "/nick \u{212A}ATE\n".as_bytes());
+        assert_eq!(
+            r.lines(k),
+            lines(&["* you are now \u{212A}ATE"]),
+            "one's own key"
+        );
+        r.send(k, "/nick ａｌｉｃｅ\n".as_bytes());
+        assert_eq!(r.lines(k), lines(&[&taken("ａｌｉｃｅ")]));
+        // A whisper finds the user by key, and the name shown is as typed.
+        r.clear();
+        r.send(k, "/msg ＡＬＩＣＥ hi\n".as_bytes());
+        assert_eq!(r.lines(a), lines(&["* \u{212A}ATE whispers: hi"]));
+        assert!(r.closed.is_empty());
+    }
+
+    #[test]
+    fn rule6_bidi_controls_and_separators_are_removed_everywhere() {
+        let (mut r, a, b, c) = three();
+        let hostile =
+            "x\u{202E}evil\u{2066}\u{2069}\u{200E}\u{200F}\u{2028}y\u{2029}z\x1b[2J\u{9b}";
+        let clean = "xevilyz[2J";
+        // A message, a whisper, an unknown command, a console line.
+        r.send(a, format!("{hostile}\n").as_bytes());
+        assert_eq!(r.lines(b), lines(&[&format!("alice: {clean}")]));
+        r.send(a, format!("/msg bob {hostile}\n").as_bytes());
+        assert_eq!(r.lines(b), lines(&[&format!("* alice whispers: {clean}")]));
+        r.send(a, format!("/{hostile} now\n").as_bytes());
+        assert_eq!(
+            r.lines(a),
+            lines(&[&format!("! unknown command /{clean}; /help lists them")])
+        );
+        r.clear();
+        r.chat.on_console_line(hostile, &mut r.fx);
+        r.pump();
+        assert_eq!(r.lines(c), lines(&[&format!("[server] {clean}")]));
+        // A line of nothing but such characters is not relayed at all.
+        r.clear();
+        r.send(a, "\u{202E}\u{2028}\u{2029}\n".as_bytes());
+        assert!(r.out.is_empty(), "{:?}", r.out);
+        // Every byte that reached anyone is free of them.
+        r.send(b, format!("{hostile}\n").as_bytes());
+        for text in r.out.values().map(|v| String::from_utf8_lossy(v)) {
+            assert!(
+                !text
+                    .chars()
+                    .any(|ch| crate::text::is_filtered(ch) && ch != '\n')
+            );
+        }
+    }
+
+    #[test]
+    fn snapshot_only_when_names_changed() {
+        let mut r = Room::new();
+        let a = r.join(A, "alice");
+        assert!(r.chat.take_names_snapshot().is_some());
+        // Messages, /who and failed nicks change nothing to save.
+        r.send(a, b"hi\n/who\n/nick a b\n/nick alice\n");
+        assert!(!r.chat.names_changed());
+        // A /nick storm is memory updates; one snapshot covers it all.
+        for i in 0..1000 {
+            r.send(a, format!("/nick n{i}\n").as_bytes());
+        }
+        let snapshot = r.chat.take_names_snapshot().unwrap();
+        assert_eq!(snapshot, b"10.0.0.1\tn999\n");
+        assert_eq!(r.chat.take_names_snapshot(), None);
+        assert_eq!(r.chat.names().len(), 1);
+    }
+
+    #[test]
+    fn names_memory_is_bounded() {
+        let mut r = Room::with_names(Names::new(2), 4096);
+        for (i, name) in ["ann", "bob", "cy"].iter().enumerate() {
+            let key = r.join(&format!("10.0.0.{}", i + 1), name);
+            r.send(key, b"/quit\n");
+        }
+        assert_eq!(r.chat.names().len(), 2);
+        // The least recently seen (ann) was forgotten.
+        let a = r.connect(A);
+        assert_eq!(
+            r.lines(a),
+            lines(&["* welcome to echochat; what is your name?"])
+        );
+        let c = r.connect(C);
+        assert_eq!(r.lines(c), lines(&["* welcome back, cy"]));
     }
 
     /// A logfmt line `prefix"..."` must be one quoted value: no raw control
@@ -1529,14 +1687,21 @@ mod tests {
             r.send(d, b"exit\n");
         }
         assert!(r.events.is_empty(), "{:?}", r.events);
-        // A warning about a names file whose path is hostile.
-        let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("x=1 \"q\"\r\x1b");
-        std::fs::create_dir(&sub).unwrap();
-        let path = sub.join("names.tsv");
-        std::fs::write(&path, "bad\n").unwrap();
-        let (_r, warnings) = Room::with_names(&path, 4096);
-        let line = warnings[0].logfmt().to_string();
+        // A warning about a names file whose path is hostile (built here:
+        // the room's tests touch no files).
+        let sub = std::path::Path::new("/tmp")
+            .join("x=1 \"q\"\r\x1b")
+            .join("names.tsv");
+        let (_, damage) = Names::parse(b"bad\n", 10);
+        let warning = crate::names::LoadWarning::Damaged {
+            path: sub,
+            damage: damage.unwrap(),
+        };
+        let event = Event::Warning {
+            what: "names-file",
+            error: warning.to_string(),
+        };
+        let line = event.logfmt().to_string();
         assert_one_quoted_value(&line, "warning what=names-file error=");
         assert!(line.contains("\\r\\x1b"), "{line}");
     }
@@ -1552,6 +1717,6 @@ mod tests {
             "no buffer until a line spans reads"
         );
         let size = std::mem::size_of::<Member>();
-        assert!(size <= 96, "Member is {size} bytes");
+        assert!(size <= 120, "Member is {size} bytes");
     }
 }

@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{ConnKey, Effects, Service, UdpKey};
-use crate::event::DisconnectReason;
+use crate::event::{DisconnectReason, Event, PauseWhy};
 use crate::telnet::{self, Step};
 
 pub struct EchoService {
@@ -174,10 +174,22 @@ impl Service for EchoService {
     }
 
     fn on_backlog(&mut self, key: ConnKey, over: bool, fx: &mut Effects) {
+        // Backpressure: stop reading a client that does not read its
+        // replies. Its bytes then wait in the kernel, its receive window
+        // closes, and TCP itself slows the sender; no memory grows here.
         if over {
             fx.pause_reading(key);
+            fx.record(Event::Pause {
+                service: "echo",
+                conn: key.id,
+                why: PauseWhy::Backlog,
+            });
         } else {
             fx.resume_reading(key);
+            fx.record(Event::Resume {
+                service: "echo",
+                conn: key.id,
+            });
         }
     }
 
@@ -382,7 +394,19 @@ mod tests {
         let got: Vec<Effect> = fx.drain().collect();
         assert_eq!(
             got,
-            vec![Effect::PauseReading(KEY), Effect::ResumeReading(KEY)]
+            vec![
+                Effect::PauseReading(KEY),
+                Effect::Record(Event::Pause {
+                    service: "echo",
+                    conn: KEY.id,
+                    why: PauseWhy::Backlog,
+                }),
+                Effect::ResumeReading(KEY),
+                Effect::Record(Event::Resume {
+                    service: "echo",
+                    conn: KEY.id,
+                }),
+            ]
         );
     }
 

@@ -17,13 +17,14 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::event::{DisconnectReason, Event};
 
 pub mod chat;
 pub mod echo;
 pub mod frame;
+pub mod rate;
 
 /// Names one connection: `slot` is the slab key (reused after a close) and
 /// `id` is the log's `conn` (never reused). The reactor checks both before
@@ -293,15 +294,37 @@ pub trait Service {
     ) {
     }
 
-    /// The service's nearest deadline of its own (udp-chat's member
-    /// expiry), for `poll`'s timeout; `None` when it waits for nothing.
-    /// May be early (the service then finds nothing due), never late.
+    /// The connection has been silent for `--idle-timeout` (`idle`). By
+    /// default it is closed (`reason=idle`); a service may first say why
+    /// (chat's `* disconnected: idle for 2h`), then close it.
+    fn on_idle(&mut self, key: ConnKey, _idle: Duration, fx: &mut Effects) {
+        fx.close(key, DisconnectReason::Idle);
+    }
+
+    /// The earliest time this service wants [`Service::on_timer`] called
+    /// (a paused user's allowance refills, a UDP member expires). The
+    /// reactor sleeps no longer than that. Asked once per turn, so it must
+    /// be cheap: keep a heap or a sorted queue, not a scan.
     fn next_deadline(&self) -> Option<Instant> {
         None
     }
 
-    /// [`Service::next_deadline`] has passed: act on what is due at `now`.
-    fn on_deadline(&mut self, _now: Instant, _fx: &mut Effects) {}
+    /// The deadline from [`Service::next_deadline`] has come (it may be
+    /// called early or late; act on what is due at `now`).
+    fn on_timer(&mut self, _now: Instant, _fx: &mut Effects) {}
+    /// Whether state the service keeps in a file (chat's names) changed
+    /// since the last [`Service::take_snapshot`]. Asked every turn, so it
+    /// must be cheap: a flag.
+    fn snapshot_pending(&self) -> bool {
+        false
+    }
+
+    /// The file's new content, if it changed since the last call. The
+    /// reactor asks at most once a second and hands the bytes to a
+    /// background saver (`persist.rs`): a service never does file IO.
+    fn take_snapshot(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 #[cfg(test)]

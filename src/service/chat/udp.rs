@@ -35,13 +35,11 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{
-    ChatRoom, INVALID_UTF8, Member, Stage, fold, has_visible, is_blank, push_all, push_clean,
-    send_to_room,
-};
+use super::{ChatRoom, INVALID_UTF8, Member, Stage, is_blank, push_all, send_to_room};
 use crate::event::{Event, UdpLeaveReason};
-use crate::names::check_name;
+use crate::names::{check_name, name_key};
 use crate::service::{ConnKey, Effects, UdpKey};
+use crate::text::{has_visible, push_filtered};
 
 /// `--udp-member-timeout`'s default.
 pub const DEFAULT_MEMBER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -66,8 +64,8 @@ const HELP: &[&str] = &[
 #[derive(Debug)]
 pub(super) struct UdpMembers {
     by_peer: HashMap<SocketAddr, UdpMember>,
-    /// Folded name → member: uniqueness and `/msg` lookup.
-    by_name: HashMap<Box<str>, SocketAddr>,
+    /// Name key (`names::name_key`) → member: uniqueness and `/msg` lookup.
+    by_name: HashMap<String, SocketAddr>,
     /// `(deadline, member id, peer)`, earliest first; lazy (see the module
     /// docs). The id tells a member from an earlier one at the same address.
     expiry: BinaryHeap<Reverse<(Instant, u64, SocketAddr)>>,
@@ -104,8 +102,8 @@ impl UdpMembers {
         self.by_peer.len()
     }
 
-    pub(super) fn taken(&self, folded: &str) -> bool {
-        self.by_name.contains_key(folded)
+    pub(super) fn taken(&self, key: &str) -> bool {
+        self.by_name.contains_key(key)
     }
 
     pub(super) fn names(&self) -> impl Iterator<Item = &str> {
@@ -123,7 +121,7 @@ impl UdpMembers {
 
     fn remove(&mut self, peer: SocketAddr) -> Option<UdpMember> {
         let member = self.by_peer.remove(&peer)?;
-        self.by_name.remove(&*fold(&member.name));
+        self.by_name.remove(&*name_key(&member.name));
         Some(member)
     }
 }
@@ -141,9 +139,10 @@ impl ChatRoom {
         self.udp.len()
     }
 
-    /// Whether a (folded) name is held by anyone, over TCP or UDP.
-    pub(super) fn name_taken(&self, folded: &str) -> bool {
-        self.online.contains_key(folded) || self.udp.taken(folded)
+    /// Whether a name key (`names::name_key`) is held by anyone, over TCP
+    /// or UDP.
+    pub(super) fn name_taken(&self, key: &str) -> bool {
+        self.online.contains_key(key) || self.udp.taken(key)
     }
 
     /// One datagram from `peer`; see the module docs.
@@ -201,7 +200,7 @@ impl ChatRoom {
             self.udp_reply(via, peer, &["! ", &e.to_string()], fx);
             return;
         }
-        let folded = fold(name);
+        let folded = name_key(name);
         if self.name_taken(&folded) {
             self.udp_reply(via, peer, &["! the name ", name, " is taken"], fx);
             return;
@@ -267,7 +266,7 @@ impl ChatRoom {
             if has_visible(text) {
                 self.scratch.clear();
                 push_all(&mut self.scratch, &[&m.name, ": "]);
-                push_clean(&mut self.scratch, text);
+                push_filtered(&mut self.scratch, text);
                 self.scratch.push(b'\n');
                 self.udp_broadcast(Some(peer), fx);
             }
@@ -303,7 +302,7 @@ impl ChatRoom {
         } else {
             self.scratch.clear();
             self.scratch.extend_from_slice(b"! unknown command ");
-            push_clean(&mut self.scratch, command);
+            push_filtered(&mut self.scratch, command);
             self.scratch.extend_from_slice(b"; /help lists them\n");
             fx.send_to(via, peer, &self.scratch);
         }
@@ -354,14 +353,14 @@ impl ChatRoom {
 
     /// `* FROM whispers: text` to the user named `target`, TCP or UDP.
     fn deliver_whisper(&mut self, from: &str, target: &str, text: &str, fx: &mut Effects) -> bool {
-        let folded = fold(target);
+        let folded = name_key(target);
         self.scratch.clear();
         push_all(&mut self.scratch, &["* ", from, " whispers: "]);
-        push_clean(&mut self.scratch, text.trim_start_matches(is_blank));
+        push_filtered(&mut self.scratch, text.trim_start_matches(is_blank));
         self.scratch.push(b'\n');
-        if let Some(&to) = self.online.get(&folded) {
+        if let Some(&to) = self.online.get(folded.as_str()) {
             fx.send(to, &self.scratch);
-        } else if let Some(&to) = self.udp.by_name.get(&folded) {
+        } else if let Some(&to) = self.udp.by_name.get(folded.as_str()) {
             let via = self.udp.by_peer[&to].via;
             fx.send_to(via, to, &self.scratch);
         } else {
@@ -477,7 +476,9 @@ mod tests {
     //! bytes and each UDP peer's datagrams, and calls `on_close`).
 
     use super::*;
+    use crate::names::Names;
     use crate::service::chat::ChatConfig;
+    use crate::service::rate::RateLimit;
     use crate::service::{Effect, Service};
 
     const VIA: UdpKey = UdpKey(0);
@@ -490,16 +491,20 @@ mod tests {
         tcp_out: HashMap<ConnKey, Vec<u8>>,
         datagrams: HashMap<SocketAddr, Vec<Vec<u8>>>,
         events: Vec<Event>,
-        _dir: tempfile::TempDir,
     }
 
     impl Harness {
         fn new() -> Harness {
-            let dir = tempfile::tempdir().unwrap();
-            let (mut chat, _) = ChatRoom::new(ChatConfig {
-                max_line_bytes: 64,
-                names_path: dir.path().join("names.tsv"),
-            });
+            let mut chat = ChatRoom::new(
+                ChatConfig {
+                    max_line_bytes: 64,
+                    rate: RateLimit {
+                        per_second: 1e9,
+                        burst: 1e9,
+                    },
+                },
+                Names::new(100),
+            );
             chat.set_udp_limits(Some(Duration::from_secs(60)), 3);
             Harness {
                 chat,
@@ -509,7 +514,6 @@ mod tests {
                 tcp_out: HashMap::new(),
                 datagrams: HashMap::new(),
                 events: Vec::new(),
-                _dir: dir,
             }
         }
 
@@ -599,7 +603,7 @@ mod tests {
         fn advance(&mut self, by: Duration) {
             self.now += by;
             if self.chat.next_deadline().is_some_and(|at| at <= self.now) {
-                self.chat.on_deadline(self.now, &mut self.fx);
+                self.chat.on_timer(self.now, &mut self.fx);
                 self.pump();
             }
         }
@@ -638,7 +642,7 @@ mod tests {
         h.udp(p, b"/join two words\n");
         assert_eq!(
             h.got(p),
-            strs(&["! a name may only hold letters, digits, _ and -"])
+            strs(&["! a name may only hold letters, digits, _ and - (not U+0020)"])
         );
         h.udp(p, b"/join\n");
         assert_eq!(h.got(p), strs(&["! a name has 1 to 32 characters"]));

@@ -8,15 +8,13 @@
 //! awaited in the log with a deadline. The clients' `--udp` mode is tested
 //! in a pipe at the end.
 
-mod common;
-
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Server, bin, connect, event_name, field, parse_all, read_line};
+use crate::common::*;
 
 /// A UDP socket on loopback that fails a test instead of waiting forever.
 fn udp_socket() -> UdpSocket {
@@ -94,19 +92,10 @@ fn tcp_user(server: &Server, name: &str) -> TcpStream {
     s
 }
 
-/// Stops the server and checks every log line is well-formed.
-fn finish(mut server: Server) -> String {
-    server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit().code(), Some(0));
-    let log = server.log();
-    parse_all(&log);
-    log
-}
-
 #[test]
 fn udp_echo_sends_the_exact_bytes_back_to_the_sender() {
     let server = Server::builder().no_chat().start();
-    let to = server.listening("udp-echo");
+    let to = server.addr("udp-echo");
     // The twin takes its TCP service's port number when it is free (a UDP
     // socket of another test could hold it: then a bind-retry says so).
     assert!(
@@ -132,18 +121,12 @@ fn udp_echo_sends_the_exact_bytes_back_to_the_sender() {
     }
     // Each datagram is logged both ways, with the sender's address.
     let me = s.local_addr().unwrap().to_string();
-    server.wait_log("an empty datagram logged out", |l| {
-        event_name(l) == Some("datagram")
-            && field(l, "peer").as_deref() == Some(me.as_str())
-            && field(l, "bytes").as_deref() == Some("0")
-            && field(l, "dir").as_deref() == Some("out")
+    server.wait_log("an empty datagram logged out", |e| {
+        e.is("datagram", "peer", &me) && e.get("bytes") == Some("0") && e.get("dir") == Some("out")
     });
-    let log = finish(server);
-    let lines: Vec<_> = parse_all(&log)
-        .into_iter()
-        .filter(|e| e.event == "datagram")
-        .collect();
-    assert_eq!(lines.len(), 12, "{log}");
+    let log = server.finish();
+    let lines: Vec<_> = log.into_iter().filter(|e| e.event == "datagram").collect();
+    assert_eq!(lines.len(), 12, "{lines:?}");
     for e in &lines {
         assert_eq!(e.level, "DEBUG");
         assert_eq!(e.get("service"), Some("udp-echo"));
@@ -153,7 +136,7 @@ fn udp_echo_sends_the_exact_bytes_back_to_the_sender() {
 #[test]
 fn many_udp_echo_senders_at_once_each_get_their_own_replies() {
     let server = Server::builder().no_chat().start();
-    let to = server.listening("udp-echo");
+    let to = server.addr("udp-echo");
     let senders: Vec<_> = (0..16)
         .map(|i| {
             thread::spawn(move || {
@@ -192,19 +175,19 @@ fn many_udp_echo_senders_at_once_each_get_their_own_replies() {
     want_b.sort();
     assert_eq!(got_a, want_a);
     assert_eq!(got_b, want_b);
-    finish(server);
+    server.finish();
 }
 
 #[test]
 fn udp_echo_over_ipv6() {
     let server = Server::builder().no_chat().args(["--host", "::1"]).start();
-    let to = server.listening("udp-echo");
+    let to = server.addr("udp-echo");
     assert!(to.is_ipv6(), "{to}");
     let s = UdpSocket::bind("[::1]:0").unwrap();
     s.set_read_timeout(Some(DEADLINE)).unwrap();
     s.send_to(b"over v6", to).unwrap();
     assert_eq!(recv(&s, "the echo over IPv6").0, b"over v6");
-    finish(server);
+    server.finish();
 }
 
 /// Holds a UDP socket on a port P whose TCP port is free, and P+1 free for
@@ -234,12 +217,12 @@ fn a_taken_udp_port_moves_the_twin_to_the_next_port_of_the_range() {
         .args(["--echo-ports", &format!("{p}-{}", p + 1)])
         .start();
     assert_eq!(server.echo_addr().port(), p, "TCP is not affected");
-    let twin = server.listening("udp-echo");
+    let twin = server.addr("udp-echo");
     assert_eq!(twin.port(), p + 1);
-    let retry = server.wait_log("bind-retry of udp-echo", |l| {
-        event_name(l) == Some("bind-retry") && field(l, "service").as_deref() == Some("udp-echo")
+    let retry = server.wait_log("bind-retry of udp-echo", |e| {
+        e.is("bind-retry", "service", "udp-echo")
     });
-    assert_eq!(field(&retry, "addr"), Some(format!("127.0.0.1:{p}")));
+    assert_eq!(retry.get("addr"), Some(format!("127.0.0.1:{p}").as_str()));
     let s = udp_socket();
     s.send_to(b"ok", twin).unwrap();
     assert_eq!(recv(&s, "echo on the next port").0, b"ok");
@@ -250,7 +233,7 @@ fn a_taken_udp_port_moves_the_twin_to_the_next_port_of_the_range() {
             .unwrap_or_else(|| panic!("{needle}: {out}"))
     };
     assert!(at("echo listening on") < at("udp-echo listening on"));
-    finish(server);
+    server.finish();
 }
 
 #[test]
@@ -260,7 +243,7 @@ fn no_udp_and_no_echo_turn_the_twins_off() {
     assert!(!out.contains("udp-"), "{out}");
     drop(server);
     let server = Server::builder().no_echo().start();
-    server.listening("udp-chat");
+    server.addr("udp-chat");
     let out = server.stdout_text();
     assert!(!out.contains("udp-echo"), "{out}");
 }
@@ -268,28 +251,28 @@ fn no_udp_and_no_echo_turn_the_twins_off() {
 #[test]
 fn udp_chat_strangers_must_join_first() {
     let server = Server::builder().no_echo().start();
-    let to = server.listening("udp-chat");
+    let to = server.addr("udp-chat");
     let m = Member::new(to, "stranger");
     m.send("hello?");
     m.expect("! send /join NAME first");
     m.send("/who");
     m.expect("! send /join NAME first");
     m.send("/join two words");
-    m.expect("! a name may only hold letters, digits, _ and -");
+    m.expect("! a name may only hold letters, digits, _ and - (not U+0020)");
     m.send("/join bob\r\n");
     m.expect("* hello, bob");
     let me = m.s.local_addr().unwrap().to_string();
-    let join = server.wait_log("join of bob", |l| event_name(l) == Some("join"));
-    assert_eq!(field(&join, "service").as_deref(), Some("udp-chat"));
-    assert_eq!(field(&join, "peer"), Some(me));
-    assert_eq!(field(&join, "name").as_deref(), Some("bob"));
-    finish(server);
+    let join = server.wait_log("join of bob", |e| e.event == "join");
+    assert_eq!(join.get("service"), Some("udp-chat"));
+    assert_eq!(join.get("peer"), Some(me.as_str()));
+    assert_eq!(join.get("name"), Some("bob"));
+    server.finish();
 }
 
 #[test]
 fn udp_and_tcp_users_share_names_and_hear_each_other() {
     let server = Server::builder().no_echo().start();
-    let to = server.listening("udp-chat");
+    let to = server.addr("udp-chat");
     let mut alice = tcp_user(&server, "alice");
     // The name is taken across transports, whatever the case.
     let m = Member::new(to, "bob");
@@ -328,12 +311,10 @@ fn udp_and_tcp_users_share_names_and_hear_each_other() {
     // A TCP departure reaches UDP members.
     alice.write_all(b"/quit\n").unwrap();
     dan.expect("* alice left");
-    let log = server.wait_log("bob's leave", |l| {
-        event_name(l) == Some("leave") && field(l, "name").as_deref() == Some("bob")
-    });
-    assert_eq!(field(&log, "service").as_deref(), Some("udp-chat"));
-    assert_eq!(field(&log, "reason").as_deref(), Some("leave"));
-    finish(server);
+    let log = server.wait_log("bob's leave", |e| e.is("leave", "name", "bob"));
+    assert_eq!(log.get("service"), Some("udp-chat"));
+    assert_eq!(log.get("reason"), Some("leave"));
+    server.finish();
 }
 
 #[test]
@@ -342,7 +323,7 @@ fn a_silent_udp_member_expires() {
         .no_echo()
         .args(["--udp-member-timeout", "300ms"])
         .start();
-    let to = server.listening("udp-chat");
+    let to = server.addr("udp-chat");
     let mut alice = tcp_user(&server, "alice");
     let started = Instant::now();
     let bob = Member::join(to, "bob");
@@ -354,17 +335,17 @@ fn a_silent_udp_member_expires() {
         "expired early"
     );
     assert_eq!(read_line(&mut alice), "* bob left");
-    let leave = server.wait_log("bob's leave", |l| event_name(l) == Some("leave"));
-    assert_eq!(field(&leave, "reason").as_deref(), Some("idle"));
+    let leave = server.wait_log("bob's leave", |e| e.event == "leave");
+    assert_eq!(leave.get("reason"), Some("idle"));
     bob.send("back");
     bob.expect("! send /join NAME first");
-    finish(server);
+    server.finish();
 }
 
 #[test]
 fn shutdown_tells_udp_members() {
     let mut server = Server::builder().no_echo().start();
-    let to = server.listening("udp-chat");
+    let to = server.addr("udp-chat");
     let bob = Member::join(to, "bob");
     server.signal(libc::SIGTERM);
     bob.expect("* server shutting down");
@@ -421,7 +402,7 @@ fn run_client(args: &[&str], input: &[u8]) -> (Option<i32>, String, String) {
 #[test]
 fn echo_client_over_udp_in_a_pipe() {
     let server = Server::builder().no_chat().start();
-    let port = server.listening("udp-echo").port().to_string();
+    let port = server.addr("udp-echo").port().to_string();
     let (code, out, err) = run_client(
         &["echo", "--udp", "--port", &port],
         b"hi\n\nsecond line\r\n",
@@ -447,7 +428,7 @@ fn echo_client_over_udp_says_when_no_reply_comes() {
 #[test]
 fn chat_client_over_udp_in_a_pipe() {
     let server = Server::builder().no_echo().start();
-    let port = server.listening("udp-chat").port().to_string();
+    let port = server.addr("udp-chat").port().to_string();
     let mut alice = tcp_user(&server, "alice");
     let (code, out, err) = run_client(&["chat", "--udp", "--port", &port], b"bob\nhello alice\n");
     assert_eq!(code, Some(0), "{err}");
@@ -461,7 +442,7 @@ fn chat_client_over_udp_in_a_pipe() {
 #[test]
 fn chat_client_over_udp_asks_again_for_a_taken_name() {
     let server = Server::builder().no_echo().start();
-    let port = server.listening("udp-chat").port().to_string();
+    let port = server.addr("udp-chat").port().to_string();
     let mut alice = tcp_user(&server, "alice");
     let (code, out, err) = run_client(&["chat", "--udp", "--port", &port], b"alice\nbob\nhi\n");
     assert_eq!(code, Some(0), "{err}");

@@ -4,8 +4,6 @@
 //! lifecycle messages go to stderr; failures are one `error:` line and
 //! exit code 1.
 
-mod common;
-
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -14,7 +12,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Server, bin, connect, event_name, field, read_line};
+use crate::common::{DEADLINE, Server, User, bin, wait_until};
 
 /// What the client's stdin is.
 enum Input {
@@ -197,10 +195,10 @@ fn typing_exit_ends_the_echo_session_cleanly() {
     assert_eq!(run.stdout, b"one\n", "stderr:\n{}", run.stderr);
     assert!(run.stderr.contains("you typed 'exit'"), "{}", run.stderr);
     // The server saw the exit word (not just our FIN).
-    let line = server.wait_log("disconnect with reason=exit", |l| {
-        event_name(l) == Some("disconnect") && field(l, "service").as_deref() == Some("echo")
+    let line = server.wait_log("disconnect with reason=exit", |e| {
+        e.is("disconnect", "service", "echo")
     });
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
 }
 
 #[test]
@@ -230,10 +228,7 @@ fn chat_in_a_pipe_registers_says_hello_and_leaves() {
     let server = Server::start();
     let addr = server.chat_addr();
     // bob is already in the room and watches what ann does.
-    let mut bob = connect(addr);
-    assert!(read_line(&mut bob).contains("what is your name?"));
-    bob.write_all(b"bob\n").unwrap();
-    assert_eq!(read_line(&mut bob), "* hello, bob");
+    let mut bob = User::join(&server, 2, "bob", &mut []);
 
     let run = run_client(
         &["chat", "--port", &port_arg(addr)],
@@ -249,9 +244,9 @@ fn chat_in_a_pipe_registers_says_hello_and_leaves() {
         run.stderr
     );
 
-    assert_eq!(read_line(&mut bob), "* ann joined");
-    assert_eq!(read_line(&mut bob), "ann: hello");
-    assert_eq!(read_line(&mut bob), "* ann left");
+    bob.expect("* ann joined");
+    bob.expect("ann: hello");
+    bob.expect("* ann left");
 }
 
 #[test]
@@ -277,15 +272,9 @@ fn chat_quits_at_the_name_prompt_and_on_quit() {
     assert!(run.stderr.contains("you typed '/quit'"), "{}", run.stderr);
     assert!(String::from_utf8_lossy(&run.stdout).contains("* hello, cat"));
     let exits = || {
-        server
-            .log()
-            .lines()
-            .filter(|l| {
-                event_name(l) == Some("disconnect")
-                    && field(l, "service").as_deref() == Some("chat")
-                    && field(l, "reason").as_deref() == Some("exit")
-            })
-            .count()
+        server.count_events(|e| {
+            e.is("disconnect", "service", "chat") && e.get("reason") == Some("exit")
+        })
     };
-    common::wait_until("two chat disconnects with reason=exit", || exits() == 2);
+    wait_until("two chat disconnects with reason=exit", || exits() == 2);
 }

@@ -2,365 +2,61 @@
 //! real TCP sockets on loopback, one server per test (port 0, its own temp
 //! log dir and names file).
 //!
-//! Each test user connects from its own loopback address (`127.0.0.N`, via
-//! `socket2` so the source can be bound before `connect`): chat remembers
-//! names by client IP, so users sharing `127.0.0.1` would be welcomed back
-//! under each other's names and the tests would depend on join order.
+//! Each test user connects from its own loopback address (`127.0.0.N`; see
+//! `common/users.rs`): chat remembers names by client IP.
 //!
 //! Nothing here sleeps and hopes. A user's next line is read with the read
 //! timeout `connect` sets, so a missing line fails the test; "nothing else
 //! arrived" is shown by a `/who` round trip (the reply must be the very next
 //! line); server-side facts are awaited in the log (`wait_log`). Most tests
-//! end with [`finish`], which stops the server with SIGTERM and checks that
-//! every line of its log is well-formed logfmt.
+//! end with `server.finish()`, which stops the server with SIGTERM and
+//! checks that every line of its log is well-formed logfmt.
 //!
-//! Read `tests/common/mod.rs` for the server harness, and
-//! `src/service/chat.rs` for the choices made where DESIGN.md is silent.
-
-mod common;
+//! Read `common/` for the harness, and `src/service/chat.rs` for the
+//! choices made where DESIGN.md is silent.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Instant;
 
-use common::{DEADLINE, Server, event_name, field, read_line, read_to_eof, wait_until};
-use socket2::{Domain, SockAddr, Socket, Type};
+use crate::common::*;
 
-const GREETING: &str = "* welcome to echochat; what is your name?";
 const ASK_AGAIN: &str = "* what is your name?";
 const SHUTTING_DOWN: &str = "* server shutting down";
-const SIGTERM: i32 = 15;
-
-// ---------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------
-
-/// A TCP connection to `addr` from the loopback address `127.0.0.{host}`,
-/// with the same read timeout and `TCP_NODELAY` as `common::connect`.
-/// `rcvbuf` shrinks the receive buffer (set before `connect`, so the window
-/// the kernel advertises is small from the start).
-fn connect_from(addr: SocketAddr, host: u8, rcvbuf: Option<usize>) -> TcpStream {
-    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    if let Some(n) = rcvbuf {
-        sock.set_recv_buffer_size(n).expect("SO_RCVBUF");
-    }
-    let local = SocketAddr::from((Ipv4Addr::new(127, 0, 0, host), 0));
-    sock.bind(&SockAddr::from(local))
-        .expect("bind source address");
-    sock.connect(&SockAddr::from(addr)).expect("connect");
-    let s: TcpStream = sock.into();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
-
-/// One chat connection as the tests see it.
-struct User {
-    s: TcpStream,
-    /// For failure messages (and the name the user has, once joined).
-    name: String,
-}
-
-impl User {
-    /// Connects from `127.0.0.{host}` and reads nothing yet.
-    fn connect(server: &Server, host: u8) -> User {
-        User {
-            s: connect_from(server.chat_addr(), host, None),
-            name: format!("127.0.0.{host}"),
-        }
-    }
-
-    /// Connects and expects the name question.
-    #[track_caller]
-    fn at_prompt(server: &Server, host: u8) -> User {
-        let mut u = User::connect(server, host);
-        u.expect(GREETING);
-        u
-    }
-
-    /// Connects from a fresh IP, answers the question with `name`, and
-    /// checks that every user in `others` hears `* NAME joined`.
-    #[track_caller]
-    fn join(server: &Server, host: u8, name: &str, others: &mut [&mut User]) -> User {
-        let mut u = User::at_prompt(server, host);
-        u.send(name);
-        u.expect(&format!("* hello, {name}"));
-        u.name = name.to_string();
-        for o in others.iter_mut() {
-            o.expect(&format!("* {name} joined"));
-        }
-        u
-    }
-
-    fn send(&mut self, text: &str) {
-        self.send_raw(format!("{text}\n").as_bytes());
-    }
-
-    fn send_raw(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("write to server");
-    }
-
-    #[track_caller]
-    fn line(&mut self) -> String {
-        read_line(&mut self.s)
-    }
-
-    #[track_caller]
-    fn expect(&mut self, want: &str) {
-        let got = self.line();
-        assert_eq!(got, want, "{} got an unexpected line", self.name);
-    }
-
-    /// The next line must start with `prefix`; returns it.
-    #[track_caller]
-    fn expect_prefix(&mut self, prefix: &str) -> String {
-        let got = self.line();
-        assert!(
-            got.starts_with(prefix),
-            "{} expected a line starting {prefix:?}, got {got:?}",
-            self.name
-        );
-        got
-    }
-
-    /// Asks `/who` and returns the reply, which must be the very next line:
-    /// so nothing else was queued for this user before it.
-    #[track_caller]
-    fn who(&mut self) -> String {
-        self.send("/who");
-        self.expect_prefix("* online: ")
-    }
-
-    /// The server closed the connection and sent nothing more.
-    #[track_caller]
-    fn expect_eof(&mut self) {
-        let rest = read_to_eof(&mut self.s);
-        assert!(
-            rest.is_empty(),
-            "{} expected EOF, got {:?}",
-            self.name,
-            String::from_utf8_lossy(&rest)
-        );
-    }
-
-    /// This connection's local address, as the server logs it in `peer=`.
-    fn peer(&self) -> String {
-        self.s.local_addr().unwrap().to_string()
-    }
-}
-
-/// The `conn` id the log gave the user who joined as `name`.
-#[track_caller]
-fn conn_of(server: &Server, name: &str) -> String {
-    let line = server.wait_log(&format!("join of {name}"), |l| {
-        event_name(l) == Some("join") && field(l, "name").as_deref() == Some(name)
-    });
-    field(&line, "conn").expect("join has conn")
-}
 
 /// Waits until the log shows `bytes` received in total on connection `conn`.
+/// The names file once it holds every line of `want`: the server saves it
+/// off the hot path, at most once a second, so a test waits for it.
 #[track_caller]
-fn wait_received(server: &Server, conn: &str, bytes: usize) {
+fn wait_names(path: &std::path::Path, want: &[&str]) -> String {
+    let mut text = String::new();
+    wait_until(&format!("{want:?} in the names file"), || {
+        text = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+        want.iter().all(|w| text.lines().any(|l| l == *w))
+    });
+    text
+}
+
+#[track_caller]
+fn wait_received(server: &Server, conn: u64, bytes: usize) {
+    let conn = conn.to_string();
     wait_until(&format!("conn {conn} to receive {bytes} bytes"), || {
         let total: usize = server
-            .log()
-            .lines()
-            .filter(|l| event_name(l) == Some("recv") && field(l, "conn").as_deref() == Some(conn))
-            .filter_map(|l| field(l, "bytes")?.parse::<usize>().ok())
+            .events()
+            .iter()
+            .filter(|e| e.is("recv", "conn", &conn))
+            .filter_map(|e| e.get("bytes")?.parse::<usize>().ok())
             .sum();
         total >= bytes
     });
 }
 
-/// The disconnect line of the connection whose peer address is `peer`.
+/// The `disconnect` line of a user's connection.
 #[track_caller]
-fn wait_disconnect(server: &Server, peer: &str) -> String {
-    server.wait_log(&format!("disconnect of {peer}"), |l| {
-        event_name(l) == Some("disconnect") && field(l, "peer").as_deref() == Some(peer)
-    })
-}
-
-/// Stops the server with SIGTERM, checks it exits 0 after logging
-/// `stop reason=signal`, checks every log line, and returns the log.
-#[track_caller]
-fn finish(mut server: Server) -> String {
-    server.signal(SIGTERM);
-    let status = server.wait_exit();
-    assert!(status.success(), "server exit status {status:?}");
-    let log = server.log();
-    let stops: Vec<&str> = log
-        .lines()
-        .filter(|l| event_name(l) == Some("stop"))
-        .collect();
-    assert_eq!(stops.len(), 1, "one stop line: {stops:?}");
-    assert_eq!(field(stops[0], "reason").as_deref(), Some("signal"));
-    assert_log_well_formed(&log);
-    log
-}
-
-/// One parsed log line: `TIMESTAMP LEVEL EVENT key=value ...`, values
-/// unescaped.
-#[derive(Debug)]
-struct LogLine {
-    level: String,
-    event: String,
-    fields: Vec<(String, String)>,
-}
-
-impl LogLine {
-    fn keys(&self) -> Vec<&str> {
-        self.fields.iter().map(|(k, _)| k.as_str()).collect()
-    }
-    fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A strict parser of DESIGN.md's log line: an RFC 3339 UTC timestamp with
-/// milliseconds, a level, an event name, then ` key=value` pairs whose value
-/// is either bare (no space, `"`, `=`, `\` or control character) or quoted
-/// with only the escapes `\" \\ \n \r \t \xHH`. Anything else is an error,
-/// so a forged key or a half line cannot slip through.
-fn parse_log_line(line: &str) -> Result<LogLine, String> {
-    if let Some(c) = line.chars().find(|c| c.is_control()) {
-        return Err(format!("raw control character {c:?}"));
-    }
-    let b = line.as_bytes();
-    // 2026-11-22T13:53:12.123Z
-    let shape = b"dddd-dd-ddTdd:dd:dd.dddZ";
-    if b.len() < shape.len()
-        || !shape.iter().zip(b).all(|(&s, &c)| match s {
-            b'd' => c.is_ascii_digit(),
-            s => s == c,
-        })
-    {
-        return Err("no timestamp at the start".into());
-    }
-    let rest = line[shape.len()..]
-        .strip_prefix(' ')
-        .ok_or("no space after the timestamp")?;
-    let (level, rest) = rest.split_once(' ').ok_or("no level")?;
-    if !["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level) {
-        return Err(format!("bad level {level:?}"));
-    }
-    let rest = rest.trim_start_matches(' ');
-    let end = rest.find(' ').unwrap_or(rest.len());
-    let (event, mut rest) = rest.split_at(end);
-    if event.is_empty()
-        || !event
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
-    {
-        return Err(format!("bad event name {event:?}"));
-    }
-    let mut fields = Vec::new();
-    while !rest.is_empty() {
-        rest = rest.strip_prefix(' ').ok_or("no space before a key")?;
-        let eq = rest.find('=').ok_or("a word without =")?;
-        let key = &rest[..eq];
-        if key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(format!("bad key {key:?}"));
-        }
-        rest = &rest[eq + 1..];
-        let mut value = String::new();
-        if let Some(q) = rest.strip_prefix('"') {
-            let mut chars = q.char_indices();
-            let close = loop {
-                let (i, c) = chars.next().ok_or("unterminated quoted value")?;
-                match c {
-                    '"' => break i,
-                    '\\' => match chars.next().ok_or("dangling backslash")?.1 {
-                        '"' => value.push('"'),
-                        '\\' => value.push('\\'),
-                        'n' => value.push('\n'),
-                        'r' => value.push('\r'),
-                        't' => value.push('\t'),
-                        'x' => {
-                            let h: String =
-                                (0..2).filter_map(|_| chars.next()).map(|x| x.1).collect();
-                            let byte = u8::from_str_radix(&h, 16)
-                                .map_err(|_| format!("bad \\x escape {h:?}"))?;
-                            // Bytes of one character are escaped one by one;
-                            // a Latin-1 stand-in keeps the count right.
-                            value.push(char::from(byte));
-                        }
-                        c => return Err(format!("unknown escape \\{c}")),
-                    },
-                    c => value.push(c),
-                }
-            };
-            rest = &q[close + 1..];
-            if !(rest.is_empty() || rest.starts_with(' ')) {
-                return Err("text right after a closing quote".into());
-            }
-        } else {
-            let end = rest.find(' ').unwrap_or(rest.len());
-            value = rest[..end].to_string();
-            if value.is_empty() || value.contains(['"', '=', '\\']) {
-                return Err(format!("bad bare value {value:?}"));
-            }
-            rest = &rest[end..];
-        }
-        if fields.iter().any(|(k, _)| k == key) {
-            return Err(format!("key {key} twice"));
-        }
-        fields.push((key.to_string(), value));
-    }
-    Ok(LogLine {
-        level: level.to_string(),
-        event: event.to_string(),
-        fields,
-    })
-}
-
-/// Every line of `log` parses; returns them parsed.
-#[track_caller]
-fn assert_log_well_formed(log: &str) -> Vec<LogLine> {
-    assert!(log.is_empty() || log.ends_with('\n'), "log ends mid-line");
-    log.lines()
-        .map(|l| parse_log_line(l).unwrap_or_else(|e| panic!("bad log line ({e}): {l:?}")))
-        .collect()
-}
-
-#[test]
-fn log_parser_rejects_forgeries() {
-    // The checker itself must be able to fail, or the log tests prove nothing.
-    let good = "2026-11-22T13:53:12.123Z INFO  console text=\"x reason=exit \\\"q\\\" \\x1b\"";
-    let parsed = parse_log_line(good).unwrap();
-    assert_eq!(parsed.keys(), ["text"]);
-    assert_eq!(parsed.get("text"), Some("x reason=exit \"q\" \x1b"));
-    for bad in [
-        "INFO console text=x",
-        "2026-11-22 13:53:12.123Z INFO  console text=x",
-        "2026-11-22T13:53:12.123Z NOTE  console text=x",
-        "2026-11-22T13:53:12.123Z INFO  console text=\"x\"y",
-        "2026-11-22T13:53:12.123Z INFO  console text=a\"b",
-        "2026-11-22T13:53:12.123Z INFO  console text=a=b",
-        "2026-11-22T13:53:12.123Z INFO  console text=\"unterminated",
-        "2026-11-22T13:53:12.123Z INFO  console text=\"\x1b\"",
-        "2026-11-22T13:53:12.123Z INFO  console text=\"\\q\"",
-        "2026-11-22T13:53:12.123Z INFO  console text=x text=y",
-        "2026-11-22T13:53:12.123Z INFO  console x",
-    ] {
-        assert!(
-            parse_log_line(bad).is_err(),
-            "accepted a malformed line: {bad:?}"
-        );
-    }
-    // A well-formed line with an extra key parses; the tests catch that by
-    // the keys each event may have.
-    let extra = "2026-11-22T13:53:12.123Z INFO  console text=x reason=exit";
-    assert_eq!(parse_log_line(extra).unwrap().keys(), ["text", "reason"]);
+fn wait_disconnect_of(server: &Server, u: &User) -> LogLine {
+    server.wait_disconnect(server.conn_of(&u.s))
 }
 
 // ---------------------------------------------------------------------------
@@ -403,13 +99,11 @@ fn name_rules_bad_or_taken_names_ask_again_then_hello() {
     // The room saw nothing of the failed attempts.
     assert_eq!(alice.who(), format!("* online: alice, {longest}"));
     // The name is remembered for the IP.
-    let names = std::fs::read_to_string(server.log_dir().join("names.tsv")).unwrap();
-    assert!(names.lines().any(|l| l == "127.0.0.2\talice"), "{names:?}");
-    assert!(
-        names.lines().any(|l| l == format!("127.0.0.3\t{longest}")),
-        "{names:?}"
+    wait_names(
+        &server.log_dir().join("names.tsv"),
+        &["127.0.0.2\talice", &format!("127.0.0.3\t{longest}")],
     );
-    finish(server);
+    server.finish();
 }
 
 #[test]
@@ -418,8 +112,8 @@ fn lone_exit_at_the_name_prompt_disconnects() {
     let mut u = User::at_prompt(&server, 2);
     u.send("exit");
     u.expect_eof();
-    let line = wait_disconnect(&server, &u.peer());
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"));
+    let line = wait_disconnect_of(&server, &u);
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
     // `exit` with more around it is a (bad) name candidate, not a quit.
     let mut v = User::at_prompt(&server, 3);
     v.send("exit now");
@@ -427,7 +121,7 @@ fn lone_exit_at_the_name_prompt_disconnects() {
     v.expect(ASK_AGAIN);
     v.send("exit");
     v.expect_eof();
-    finish(server);
+    server.finish();
 }
 
 #[test]
@@ -465,7 +159,7 @@ fn welcome_back_by_ip_only_when_the_remembered_name_is_free() {
     again.send("dave");
     again.expect("* hello, dave");
     assert_eq!(again.who(), "* online: alice, alice2, carol, dave");
-    finish(server);
+    server.finish();
 }
 
 // ---------------------------------------------------------------------------
@@ -475,9 +169,7 @@ fn welcome_back_by_ip_only_when_the_remembered_name_is_free() {
 #[test]
 fn messages_go_to_every_other_user_only() {
     let server = Server::builder().no_echo().start();
-    let mut a = User::join(&server, 2, "ann", &mut []);
-    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
-    let mut c = User::join(&server, 4, "cy", &mut [&mut a, &mut b]);
+    let [mut a, mut b, mut c] = room(&server, ["ann", "ben", "cy"]);
     a.send("hello room");
     b.expect("ann: hello room");
     c.expect("ann: hello room");
@@ -488,15 +180,13 @@ fn messages_go_to_every_other_user_only() {
     assert_eq!(a.who(), "* online: ann, ben, cy");
     assert_eq!(c.who(), "* online: ann, ben, cy");
     assert_eq!(b.who(), "* online: ann, ben, cy");
-    finish(server);
+    server.finish();
 }
 
 #[test]
 fn nick_who_msg_and_help() {
     let server = Server::builder().no_echo().start();
-    let mut bob = User::join(&server, 2, "bob", &mut []);
-    let mut al = User::join(&server, 3, "Alice", &mut [&mut bob]);
-    let mut cy = User::join(&server, 4, "carol", &mut [&mut bob, &mut al]);
+    let [mut bob, mut al, mut cy] = room(&server, ["bob", "Alice", "carol"]);
 
     // /who: everyone, the asker included, sorted without regard to case.
     assert_eq!(bob.who(), "* online: Alice, bob, carol");
@@ -520,8 +210,7 @@ fn nick_who_msg_and_help() {
     bob.send(&format!("/nick {}", "x".repeat(33)));
     bob.expect_prefix("! ");
     assert_eq!(bob.who(), "* online: Alice, Bobby, carol");
-    let names = std::fs::read_to_string(server.log_dir().join("names.tsv")).unwrap();
-    assert!(names.lines().any(|l| l == "127.0.0.2\tBobby"), "{names:?}");
+    wait_names(&server.log_dir().join("names.tsv"), &["127.0.0.2\tBobby"]);
 
     // /msg: only the recipient hears it (name matched without case).
     al.send("/msg carol psst, the answer is 42");
@@ -557,22 +246,19 @@ fn nick_who_msg_and_help() {
     assert_eq!(bob.who(), "* online: Alice, Bobby, carol");
     assert_eq!(al.who(), "* online: Alice, Bobby, carol");
 
-    let log = finish(server);
-    let nick = log
-        .lines()
-        .find(|l| event_name(l) == Some("nick"))
+    let events = server.finish();
+    let nick = events
+        .iter()
+        .find(|e| e.event == "nick")
         .expect("nick event");
-    assert_eq!(field(nick, "old").as_deref(), Some("bob"));
-    assert_eq!(field(nick, "new").as_deref(), Some("Bobby"));
+    assert_eq!(nick.get("old"), Some("bob"), "{nick}");
+    assert_eq!(nick.get("new"), Some("Bobby"), "{nick}");
 }
 
 #[test]
 fn quit_and_exit_leave_the_room() {
     let server = Server::builder().no_echo().start();
-    let mut a = User::join(&server, 2, "ann", &mut []);
-    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
-    let mut c = User::join(&server, 4, "cy", &mut [&mut a, &mut b]);
-    let mut d = User::join(&server, 5, "dee", &mut [&mut a, &mut b, &mut c]);
+    let [mut a, mut b, mut c, mut d] = room(&server, ["ann", "ben", "cy", "dee"]);
 
     b.send("/quit");
     b.expect_eof();
@@ -592,14 +278,14 @@ fn quit_and_exit_leave_the_room() {
     assert_eq!(a.who(), "* online: ann");
 
     for (u, reason) in [(&b, "exit"), (&c, "exit"), (&d, "eof")] {
-        let line = wait_disconnect(&server, &u.peer());
-        assert_eq!(field(&line, "reason").as_deref(), Some(reason), "{line}");
+        let line = wait_disconnect_of(&server, u);
+        assert_eq!(line.get("reason"), Some(reason), "{line}");
     }
-    let log = finish(server);
-    let leaves: Vec<String> = log
-        .lines()
-        .filter(|l| event_name(l) == Some("leave"))
-        .filter_map(|l| field(l, "name"))
+    let events = server.finish();
+    let leaves: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event == "leave")
+        .filter_map(|e| e.get("name"))
         .collect();
     assert_eq!(leaves, ["ben", "cy", "dee", "ann"]);
 }
@@ -611,8 +297,7 @@ fn quit_and_exit_leave_the_room() {
 #[test]
 fn unknown_command_and_invalid_utf8_are_errors_and_the_connection_stays() {
     let server = Server::builder().no_echo().start();
-    let mut a = User::join(&server, 2, "ann", &mut []);
-    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    let [mut a, mut b] = room(&server, ["ann", "ben"]);
 
     a.send("/dance now");
     a.expect_prefix("! ");
@@ -631,7 +316,7 @@ fn unknown_command_and_invalid_utf8_are_errors_and_the_connection_stays() {
     c.expect(ASK_AGAIN);
     c.send("cy");
     c.expect("* hello, cy");
-    finish(server);
+    server.finish();
 }
 
 #[test]
@@ -640,9 +325,8 @@ fn too_long_line_is_rejected_and_discarded_up_to_its_end() {
         .no_echo()
         .args(["--max-line", "64"])
         .start();
-    let mut a = User::join(&server, 2, "ann", &mut []);
-    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
-    let conn = conn_of(&server, "ann");
+    let [mut a, mut b] = room(&server, ["ann", "ben"]);
+    let conn = server.conn_of(&a.s);
 
     // Exactly 64 bytes (terminator not counted) is fine, with \n or \r\n.
     let max = "m".repeat(64);
@@ -663,7 +347,7 @@ fn too_long_line_is_rejected_and_discarded_up_to_its_end() {
     let head = "H".repeat(200);
     a.send_raw(head.as_bytes());
     sent += head.len();
-    wait_received(&server, &conn, sent);
+    wait_received(&server, conn, sent);
     let tail = " tail /quit /nick evil must not appear\nafter it\n";
     a.send_raw(tail.as_bytes());
     a.expect_prefix("! ");
@@ -678,7 +362,7 @@ fn too_long_line_is_rejected_and_discarded_up_to_its_end() {
     c.expect(ASK_AGAIN);
     c.send("cy");
     c.expect("* hello, cy");
-    finish(server);
+    server.finish();
 }
 
 // ---------------------------------------------------------------------------
@@ -688,8 +372,7 @@ fn too_long_line_is_rejected_and_discarded_up_to_its_end() {
 #[test]
 fn control_characters_are_removed_before_relaying() {
     let mut server = Server::builder().no_echo().start();
-    let mut a = User::join(&server, 2, "ann", &mut []);
-    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    let [mut a, mut b] = room(&server, ["ann", "ben"]);
 
     // ESC sequences (CSI, OSC), BEL, BS, CR inside the line, DEL, and C1
     // (U+009B CSI, U+0085 NEL); tab is kept.
@@ -712,7 +395,7 @@ fn control_characters_are_removed_before_relaying() {
     c.expect_prefix("! ");
     c.expect(ASK_AGAIN);
     assert_eq!(a.who(), "* online: ann, ben");
-    finish(server);
+    server.finish();
 }
 
 // ---------------------------------------------------------------------------
@@ -722,8 +405,7 @@ fn control_characters_are_removed_before_relaying() {
 #[test]
 fn console_lines_go_to_every_user_and_console_exit_stops() {
     let mut server = Server::builder().no_echo().start();
-    let mut a = User::join(&server, 2, "ann", &mut []);
-    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    let [mut a, mut b] = room(&server, ["ann", "ben"]);
     server.console("hello class, lab starts now");
     a.expect("[server] hello class, lab starts now");
     b.expect("[server] hello class, lab starts now");
@@ -739,43 +421,39 @@ fn console_lines_go_to_every_user_and_console_exit_stops() {
     }
     let status = server.wait_exit();
     assert!(status.success(), "exit status {status:?}");
-    let log = server.log();
-    assert_log_well_formed(&log);
-    let stop = log
-        .lines()
-        .find(|l| event_name(l) == Some("stop"))
+    let events = parse_all(&std::fs::read_to_string(server.log_path()).unwrap());
+    let stop = events
+        .iter()
+        .find(|e| e.event == "stop")
         .expect("stop line");
-    assert_eq!(field(stop, "reason").as_deref(), Some("console"));
-    let texts: Vec<String> = log
-        .lines()
-        .filter(|l| event_name(l) == Some("console"))
-        .filter_map(|l| field(l, "text"))
+    assert_eq!(stop.get("reason"), Some("console"), "{stop}");
+    let texts: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event == "console")
+        .filter_map(|e| e.get("text"))
         .collect();
-    assert!(texts.iter().any(|t| t == "hello class, lab starts now"));
+    assert!(texts.contains(&"hello class, lab starts now"), "{texts:?}");
 }
 
 #[test]
 fn sigterm_sends_the_shutdown_notice_then_closes() {
     let server = Server::builder().no_echo().start();
-    let mut a = User::join(&server, 2, "ann", &mut []);
-    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    let [mut a, mut b] = room(&server, ["ann", "ben"]);
     // Someone still at the name prompt is told as well (chat.rs's choice).
     let mut c = User::at_prompt(&server, 4);
-    server.signal(SIGTERM);
+    server.signal(libc::SIGTERM);
     for u in [&mut a, &mut b, &mut c] {
         u.expect(SHUTTING_DOWN);
         u.expect_eof();
     }
     let peers = [a.peer(), b.peer(), c.peer()];
-    let log = finish(server);
+    let events = server.finish();
     for peer in peers {
-        let line = log
-            .lines()
-            .find(|l| {
-                event_name(l) == Some("disconnect") && field(l, "peer").as_deref() == Some(&*peer)
-            })
+        let line = events
+            .iter()
+            .find(|e| e.is("disconnect", "peer", &peer))
             .unwrap_or_else(|| panic!("no disconnect for {peer}"));
-        assert_eq!(field(line, "reason").as_deref(), Some("shutdown"), "{line}");
+        assert_eq!(line.get("reason"), Some("shutdown"), "{line}");
     }
     // Leaving during a stop is not announced: nobody got `* X left` (the
     // EOF checks above would have failed on any extra line).
@@ -824,12 +502,12 @@ fn crlf_clients_work_like_lf_clients() {
     q.send_raw(b"/quit\r\n");
     q.expect_eof();
     lf.expect("* quin left");
-    let names = std::fs::read_to_string(server.log_dir().join("names.tsv")).unwrap();
+    let names = wait_names(&server.log_dir().join("names.tsv"), &["127.0.0.5\tquin"]);
     assert!(
         !names.contains('\r'),
         "a CR reached the names file: {names:?}"
     );
-    finish(server);
+    server.finish();
 }
 
 // ---------------------------------------------------------------------------
@@ -850,11 +528,13 @@ fn names_file_survives_a_restart() {
     let _b = User::join(&server, 21, "bob", &mut [&mut a]);
     a.send("/nick alicia");
     a.expect("* you are now alicia");
+    // Saved off the hot path: the stop writes the last snapshot.
+    server.finish();
     let text = std::fs::read_to_string(&names).unwrap();
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines.sort();
-    assert_eq!(lines, ["127.0.0.20\talicia", "127.0.0.21\tbob"], "{text:?}");
-    finish(server);
+    assert_eq!(
+        text, "127.0.0.21\tbob\n127.0.0.20\talicia\n",
+        "recency order"
+    );
     // Written atomically: no temporary file left beside it.
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -877,7 +557,7 @@ fn names_file_survives_a_restart() {
     a.expect("* cy joined");
     b.expect("* cy joined");
     assert_eq!(a.who(), "* online: alicia, bob, cy");
-    finish(server);
+    server.finish();
 }
 
 #[test]
@@ -917,18 +597,24 @@ not-an-ip\tdave\n\
     eve.send("hello");
     carol.expect("eve: hello");
     dan.expect("eve: hello");
-    let text = String::from_utf8_lossy(&std::fs::read(&names).unwrap()).into_owned();
-    for want in ["127.0.0.30\tcarol", "127.0.0.33\tdan", "127.0.0.34\teve"] {
-        assert!(text.lines().any(|l| l == want), "{want:?} not in {text:?}");
-    }
+    wait_names(
+        &names,
+        &["127.0.0.30\tcarol", "127.0.0.33\tdan", "127.0.0.34\teve"],
+    );
 
-    let log = finish(server);
-    let parsed = assert_log_well_formed(&log);
+    let parsed = server.finish();
     let warnings: Vec<&LogLine> = parsed.iter().filter(|l| l.event == "warning").collect();
     assert_eq!(
         warnings.len(),
-        4,
-        "one warning per damaged line: {warnings:?}"
+        1,
+        "one summary warning for all damaged lines: {warnings:?}"
+    );
+    let error = warnings[0].get("error").unwrap();
+    assert!(
+        error.ends_with(
+            "4 damaged lines skipped (first: line 2, no tab between the IP and the name)"
+        ),
+        "{error}"
     );
     for w in &warnings {
         assert_eq!(w.level, "WARN");
@@ -1009,10 +695,9 @@ fn fifty_users_each_receive_every_line_of_a_burst_in_order() {
     for h in handles {
         assert_eq!(h.join().expect("a user thread failed"), (USERS - 1) * LINES);
     }
-    let log = finish(server);
+    let events = server.finish();
     assert!(
-        !log.lines()
-            .any(|l| field(l, "reason").as_deref() == Some("backlog")),
+        !events.iter().any(|e| e.get("reason") == Some("backlog")),
         "nobody here is slow"
     );
 }
@@ -1025,8 +710,7 @@ fn a_user_who_never_reads_is_dropped_for_backlog_and_the_room_flows_on() {
         .no_echo()
         .args(["--max-backlog", "16KiB"])
         .start();
-    let mut talker = User::join(&server, 2, "talker", &mut []);
-    let mut listener = User::join(&server, 3, "listener", &mut [&mut talker]);
+    let [mut talker, mut listener] = room(&server, ["talker", "listener"]);
     // The slow user joins (reads its hello) and then never reads again; a
     // small receive buffer makes its kernel queues fill sooner.
     let mut slow = User {
@@ -1075,12 +759,10 @@ fn a_user_who_never_reads_is_dropped_for_backlog_and_the_room_flows_on() {
     };
 
     let pad = "p".repeat(2000);
-    let is_backlog = |l: &str| {
-        event_name(l) == Some("disconnect") && field(l, "reason").as_deref() == Some("backlog")
-    };
+    let is_backlog = |e: &LogLine| e.is("disconnect", "reason", "backlog");
     let mut sent = 0;
     let started = Instant::now();
-    while !server.log().lines().any(is_backlog) {
+    while server.count_events(is_backlog) == 0 {
         assert!(
             sent < MAX_LINES,
             "no backlog disconnect after {sent} lines of 2 KB"
@@ -1102,8 +784,8 @@ fn a_user_who_never_reads_is_dropped_for_backlog_and_the_room_flows_on() {
         started.elapsed()
     );
     let line = server.wait_log("the backlog disconnect", is_backlog);
-    assert_eq!(field(&line, "peer").as_deref(), Some(&*slow_peer), "{line}");
-    assert_eq!(field(&line, "service").as_deref(), Some("chat"));
+    assert_eq!(line.get("peer"), Some(&*slow_peer), "{line}");
+    assert_eq!(line.get("service"), Some("chat"), "{line}");
 
     // The others keep receiving, and hear that slow left.
     talker.expect("* slow left");
@@ -1113,7 +795,7 @@ fn a_user_who_never_reads_is_dropped_for_backlog_and_the_room_flows_on() {
     assert!(saw_left, "the listener heard `* slow left`");
     assert_eq!(talker.who(), "* online: listener, talker");
     drop(slow);
-    finish(server);
+    server.finish();
 }
 
 // ---------------------------------------------------------------------------
@@ -1123,8 +805,7 @@ fn a_user_who_never_reads_is_dropped_for_backlog_and_the_room_flows_on() {
 #[test]
 fn hostile_text_and_names_cannot_forge_log_lines_or_keys() {
     let mut server = Server::builder().no_echo().start();
-    let mut a = User::join(&server, 2, "ann", &mut []);
-    let mut b = User::join(&server, 3, "ben", &mut [&mut a]);
+    let [mut a, mut b] = room(&server, ["ann", "ben"]);
     let hostile = "x reason=exit conn=999 \"quoted\\\" \x1b[31m cr\r end";
 
     // As chat text, a whisper, a command, a name candidate and a new name.
@@ -1159,8 +840,7 @@ fn hostile_text_and_names_cannot_forge_log_lines_or_keys() {
     c.send("exit");
     c.expect_eof();
 
-    let log = finish(server);
-    let parsed = assert_log_well_formed(&log);
+    let parsed = server.finish();
     let console: Vec<&LogLine> = parsed.iter().filter(|l| l.event == "console").collect();
     assert_eq!(console.len(), 2, "{console:?}");
     for (line, text) in console.iter().zip([hostile, "conn=999"]) {

@@ -3,16 +3,14 @@
 //! and idle timeout (DESIGN.md, "Echo protocol" and "Limits and bad input").
 //!
 //! Every test starts its own `echochat serve` on port 0 (see
-//! `common/mod.rs`); the exit word has its own file, `exit_word.rs`.
-
-mod common;
+//! `common/`); the exit word has its own module, `exit_word.rs`.
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn echo_server() -> Server {
     Server::builder().no_chat().start()
@@ -83,17 +81,9 @@ fn one_mib_streamed_both_ways_at_once() {
     assert!(got == data, "echoed bytes differ from those sent");
     let conn = server.conn_of(&reader);
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("eof"), "{line}");
-    assert_eq!(
-        field(&line, "bytes_in").as_deref(),
-        Some("1048576"),
-        "{line}"
-    );
-    assert_eq!(
-        field(&line, "bytes_out").as_deref(),
-        Some("1048576"),
-        "{line}"
-    );
+    assert_eq!(line.get("reason"), Some("eof"), "{line}");
+    assert_eq!(line.get("bytes_in"), Some("1048576"), "{line}");
+    assert_eq!(line.get("bytes_out"), Some("1048576"), "{line}");
 }
 
 #[test]
@@ -142,18 +132,13 @@ fn two_hundred_concurrent_clients_each_get_their_own_stream() {
     assert_eq!(total, CLIENTS * ROUNDS);
     // Every one of them was a connection of its own in the log.
     wait_until("200 disconnects logged", || {
-        server
-            .log()
-            .lines()
-            .filter(|l| event_name(l) == Some("disconnect"))
-            .count()
-            == CLIENTS
+        server.count_events(|e| e.event == "disconnect") == CLIENTS
     });
     let conns: std::collections::HashSet<String> = server
-        .log()
-        .lines()
-        .filter(|l| event_name(l) == Some("accept"))
-        .filter_map(|l| field(l, "conn"))
+        .events()
+        .into_iter()
+        .filter(|e| e.event == "accept")
+        .filter_map(|e| e.get("conn").map(str::to_string))
         .collect();
     assert_eq!(conns.len(), CLIENTS, "distinct conn ids");
 }
@@ -170,12 +155,8 @@ fn half_close_still_gets_everything_back_then_eof() {
     assert_eq!(back.len(), data.len());
     assert!(back == data, "bytes after half-close differ");
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("eof"), "{line}");
-    assert_eq!(
-        field(&line, "bytes_out").as_deref(),
-        Some("65536"),
-        "{line}"
-    );
+    assert_eq!(line.get("reason"), Some("eof"), "{line}");
+    assert_eq!(line.get("bytes_out"), Some("65536"), "{line}");
 }
 
 #[test]
@@ -199,7 +180,7 @@ fn idle_connection_is_closed_after_the_idle_timeout() {
         "closed after only {waited:?} of silence"
     );
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("idle"), "{line}");
+    assert_eq!(line.get("reason"), Some("idle"), "{line}");
 }
 
 #[test]
@@ -256,6 +237,6 @@ fn abrupt_close_is_reason_reset_and_harms_no_one_else() {
         .unwrap();
     drop(s);
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("reset"), "{line}");
+    assert_eq!(line.get("reason"), Some("reset"), "{line}");
     assert_eq!(send_and_finish(&mut other, b"fine\n"), b"fine\n");
 }

@@ -2,9 +2,7 @@
 //! and `--help` exit 0, usage errors exit 2, runtime errors exit 1 with one
 //! `error:` line on stderr.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn version_exits_0_and_names_the_version() {

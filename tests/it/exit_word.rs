@@ -6,12 +6,10 @@
 //! Nothing is ever held back: each key comes back before the next is sent.
 //! Near-misses are plain data.
 
-mod common;
-
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 
-use common::*;
+use crate::common::*;
 
 fn server_with(args: &[&str]) -> Server {
     Server::builder()
@@ -23,7 +21,7 @@ fn server_with(args: &[&str]) -> Server {
 /// Writes `data`, expects `echoed` back and then EOF (the server closed),
 /// and returns the connection's `disconnect` line.
 #[track_caller]
-fn expect_close(server: &Server, data: &[u8], echoed: &[u8]) -> String {
+fn expect_close(server: &Server, data: &[u8], echoed: &[u8]) -> LogLine {
     let mut s = connect(server.echo_addr());
     let conn = server.conn_of(&s);
     s.write_all(data).unwrap();
@@ -59,29 +57,29 @@ fn expect_echo_and_open(s: &mut TcpStream, data: &[u8]) {
 fn exit_lf_closes_after_echoing_what_came_before() {
     let server = server_with(&[]);
     let line = expect_close(&server, b"hello\nexit\n", b"hello\nexit\n");
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
-    assert_eq!(field(&line, "bytes_out").as_deref(), Some("11"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
+    assert_eq!(line.get("bytes_out"), Some("11"), "{line}");
 }
 
 #[test]
 fn exit_crlf_closes_too() {
     let server = server_with(&[]);
     let line = expect_close(&server, b"abc\r\nexit\r\n", b"abc\r\nexit\r\n");
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
 }
 
 #[test]
 fn exit_as_the_very_first_line() {
     let server = server_with(&[]);
     let line = expect_close(&server, b"exit\n", b"exit\n");
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
 }
 
 #[test]
 fn bytes_after_the_exit_line_are_not_echoed() {
     let server = server_with(&[]);
     let line = expect_close(&server, b"one\nexit\ntwo\n", b"one\nexit\n");
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
 }
 
 /// Splits the exit line into two writes; before the second write, waits
@@ -105,7 +103,7 @@ fn exit_word_split_across_two_reads() {
         let rest = read_to_eof(&mut s);
         assert_eq!(rest, second, "split {first:?}+{second:?}");
         let line = server.wait_disconnect(conn);
-        assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+        assert_eq!(line.get("reason"), Some("exit"), "{line}");
     }
 }
 
@@ -124,8 +122,8 @@ fn each_key_is_echoed_before_the_next_is_sent() {
     // The last key ended the exit line: it was echoed, then the close.
     assert!(read_to_eof(&mut s).is_empty());
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
-    assert_eq!(field(&line, "bytes_out").as_deref(), Some("15"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
+    assert_eq!(line.get("bytes_out"), Some("15"), "{line}");
 }
 
 /// Linux telnet after Ctrl-C: `IAC IP IAC DO TIMING-MARK`, then the user
@@ -142,7 +140,7 @@ fn exit_after_ctrl_c_from_telnet_closes_at_once() {
     s.write_all(b"exit\r\n").unwrap();
     assert_eq!(read_to_eof(&mut s), b"exit\r\n");
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
 }
 
 #[test]
@@ -168,7 +166,7 @@ fn near_misses_are_echoed_and_do_not_close() {
     s.shutdown(Shutdown::Write).unwrap();
     assert!(read_to_eof(&mut s).is_empty());
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("eof"), "{line}");
+    assert_eq!(line.get("reason"), Some("eof"), "{line}");
 }
 
 /// A near-miss split across reads comes back at once, piece by piece.
@@ -192,7 +190,7 @@ fn unterminated_exit_at_eof_is_echoed() {
     let back = send_and_finish(&mut s, b"exit");
     assert_eq!(String::from_utf8_lossy(&back), "exit");
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("eof"), "{line}");
+    assert_eq!(line.get("reason"), Some("eof"), "{line}");
 }
 
 #[test]
@@ -212,5 +210,5 @@ fn custom_exit_word() {
     expect_echo_and_open(&mut s, b"byebye\n");
     drop(s);
     let line = expect_close(&server, b"hi\nbye\n", b"hi\nbye\n");
-    assert_eq!(field(&line, "reason").as_deref(), Some("exit"), "{line}");
+    assert_eq!(line.get("reason"), Some("exit"), "{line}");
 }

@@ -2,8 +2,6 @@
 //! `--max-clients` refusal, backpressure against a client that never reads,
 //! and running out of descriptors at `accept` without a busy loop.
 
-mod common;
-
 use std::io::{ErrorKind, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
@@ -11,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Checks that `s` is served: a message goes out and comes back.
 #[track_caller]
@@ -41,10 +39,10 @@ fn max_clients_refuses_the_extra_one_with_a_message() {
         "more after the full line"
     );
     let peer = fourth.local_addr().unwrap().to_string();
-    let line = server.wait_log("disconnect reason=full", |l| {
-        event_name(l) == Some("disconnect") && field(l, "peer").as_deref() == Some(peer.as_str())
+    let line = server.wait_log("disconnect reason=full", |e| {
+        e.is("disconnect", "peer", &peer)
     });
-    assert_eq!(field(&line, "reason").as_deref(), Some("full"), "{line}");
+    assert_eq!(line.get("reason"), Some("full"), "{line}");
     // The three are unaffected.
     for (i, s) in held.iter_mut().enumerate() {
         assert_echoes(s, &format!("still {i}"));
@@ -155,11 +153,10 @@ fn emfile_is_logged_once_without_a_busy_loop_and_accepting_resumes() {
     // More connections than descriptors left (~100 - 74 - the server's
     // own few), fewer than the fitted --max-clients (100 - 64 = 36).
     let mut crowd: Vec<TcpStream> = (0..30).map(|_| connect(addr)).collect();
-    let err = server.wait_log("accept-error", |l| event_name(l) == Some("accept-error"));
-    let parsed = parse_log_line(&err).unwrap();
-    assert_eq!(parsed.level, "WARN", "{err}");
-    assert_eq!(parsed.get("service"), Some("echo"), "{err}");
-    assert!(parsed.get("error").is_some_and(|e| !e.is_empty()), "{err}");
+    let err = server.wait_log("accept-error", |e| e.event == "accept-error");
+    assert_eq!(err.level, "WARN", "{err}");
+    assert_eq!(err.get("service"), Some("echo"), "{err}");
+    assert!(err.get("error").is_some_and(|e| !e.is_empty()), "{err}");
 
     // About a second into the episode, with more clients knocking, the
     // server's CPU time must stay small (a busy loop burns ~100 ticks/s).
@@ -178,11 +175,7 @@ fn emfile_is_logged_once_without_a_busy_loop_and_accepting_resumes() {
     );
     // Still serving what it has.
     assert_echoes(&mut probe, "during");
-    let errors = server
-        .log()
-        .lines()
-        .filter(|l| event_name(l) == Some("accept-error"))
-        .count();
+    let errors = server.count_events(|e| e.event == "accept-error");
     assert_eq!(errors, 1, "accept-error must be logged once per episode");
 
     // Free the descriptors: the waiting connections are accepted (and see
@@ -190,12 +183,7 @@ fn emfile_is_logged_once_without_a_busy_loop_and_accepting_resumes() {
     let n = crowd.len();
     drop(crowd);
     wait_until("every crowd connection accepted and closed", || {
-        server
-            .log()
-            .lines()
-            .filter(|l| event_name(l) == Some("disconnect"))
-            .count()
-            == n
+        server.count_events(|e| e.event == "disconnect") == n
     });
     let mut fresh = connect(addr);
     assert_echoes(&mut fresh, "after");

@@ -13,12 +13,10 @@
 //! Waits have deadlines: every read has the read timeout `connect` sets;
 //! "nothing else came" is shown by a `/who` round trip.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 
-use common::{DEADLINE, Server, read_exact, read_line};
+use crate::common::*;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 const GREETING: &str = "* welcome to echochat; what is your name?";

@@ -2,11 +2,9 @@
 //! console each stop the server gracefully, exit 0 with `stop` logged, and
 //! connected clients get EOF with `reason=shutdown`.
 
-mod common;
-
 use std::io::Write;
 
-use common::*;
+use crate::common::*;
 
 /// The last line of the log must be `stop reason=WANT`.
 #[track_caller]
@@ -63,15 +61,12 @@ fn console_exit_stops_the_server() {
 #[test]
 fn end_of_console_input_does_not_stop_the_server() {
     let mut server = Server::builder().no_chat().start();
-    drop(server.stdin.take()); // EOF on the server's stdin
+    server.close_console(); // EOF on the server's stdin
     // Still serving after it noticed (a round trip through the loop).
     let mut s = connect(server.echo_addr());
     s.write_all(b"still up\n").unwrap();
     assert_eq!(read_line(&mut s), "still up");
-    assert!(
-        server.child.try_wait().unwrap().is_none(),
-        "server exited on stdin EOF"
-    );
+    assert!(server.is_running(), "server exited on stdin EOF");
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit().code(), Some(0));
 }
@@ -87,11 +82,7 @@ fn connected_client_gets_eof_and_reason_shutdown() {
     assert!(read_to_eof(&mut s).is_empty(), "bytes after the stop");
     assert_eq!(server.wait_exit().code(), Some(0));
     let line = server.wait_disconnect(conn);
-    assert_eq!(
-        field(&line, "reason").as_deref(),
-        Some("shutdown"),
-        "{line}"
-    );
+    assert_eq!(line.get("reason"), Some("shutdown"), "{line}");
     assert_stopped(&server, "signal");
 }
 

@@ -5,15 +5,13 @@
 //! server read one byte per `recv`, so every frame really is taken apart at
 //! every byte on the server's side.
 
-mod common;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Server, bin, connect, field, parse_all, read_exact, read_to_eof};
+use crate::common::*;
 
 fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = (payload.len() as u32).to_be_bytes().to_vec();
@@ -31,17 +29,8 @@ fn frame_server(extra: &[&str]) -> (Server, SocketAddr) {
         .no_chat()
         .args(extra.iter().copied())
         .start();
-    let addr = server.listening("frame");
+    let addr = server.addr("frame");
     (server, addr)
-}
-
-/// Stops the server and checks every log line is well-formed.
-fn finish(mut server: Server) -> String {
-    server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit().code(), Some(0));
-    let log = server.log();
-    parse_all(&log);
-    log
 }
 
 #[test]
@@ -62,9 +51,9 @@ fn frames_read_one_byte_at_a_time_come_back_whole() {
     drop(s);
     drop(t);
     server.wait_disconnect(conn);
-    let log = finish(server);
+    let log = server.finish();
     let c = conn.to_string();
-    let recvs: Vec<_> = parse_all(&log)
+    let recvs: Vec<_> = log
         .into_iter()
         .filter(|e| e.event == "recv" && e.get("conn") == Some(c.as_str()))
         .collect();
@@ -96,8 +85,8 @@ fn several_frames_in_one_write_and_a_large_one() {
     s.shutdown(std::net::Shutdown::Write).unwrap();
     assert!(read_to_eof(&mut s).is_empty());
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("eof"));
-    finish(server);
+    assert_eq!(line.get("reason"), Some("eof"));
+    server.finish();
 }
 
 #[test]
@@ -110,7 +99,7 @@ fn empty_messages_are_echoed() {
     // With --max-frame 0, one byte is already too long.
     s.write_all(&frame(b"x")).unwrap();
     assert!(read_to_eof(&mut s).is_empty());
-    finish(server);
+    server.finish();
 }
 
 #[test]
@@ -128,25 +117,21 @@ fn an_oversize_length_closes_with_bad_frame_before_the_payload_comes() {
     assert!(started.elapsed() < DEADLINE);
     let conn = server.conn_of(&s);
     let line = server.wait_disconnect(conn);
+    assert_eq!(line.get("reason"), Some("bad-frame"), "{line}");
     assert_eq!(
-        field(&line, "reason").as_deref(),
-        Some("bad-frame"),
+        line.get("bytes_in"),
+        Some(input.len().to_string().as_str()),
         "{line}"
     );
-    assert_eq!(
-        field(&line, "bytes_in"),
-        Some(input.len().to_string()),
-        "{line}"
-    );
-    assert_eq!(field(&line, "bytes_out"), Some(good.len().to_string()));
+    assert_eq!(line.get("bytes_out"), Some(good.len().to_string().as_str()));
     // The largest possible length, at the default --max-frame (1 MiB).
-    let mut t = connect(server.listening("frame"));
+    let mut t = connect(server.addr("frame"));
     t.write_all(&[0xff; 4]).unwrap();
     assert!(read_to_eof(&mut t).is_empty());
     let conn = server.conn_of(&t);
     let line = server.wait_disconnect(conn);
-    assert_eq!(field(&line, "reason").as_deref(), Some("bad-frame"));
-    finish(server);
+    assert_eq!(line.get("reason"), Some("bad-frame"));
+    server.finish();
 }
 
 #[test]
@@ -162,7 +147,7 @@ fn no_frame_turns_it_off_and_all_off_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     // Framed echo alone is a valid server.
     let server = Server::builder().no_echo().no_chat().start();
-    let addr = server.listening("frame");
+    let addr = server.addr("frame");
     let mut s = connect(addr);
     s.write_all(&frame(b"alone")).unwrap();
     assert_eq!(read_exact(&mut s, 9), frame(b"alone"));
@@ -197,6 +182,9 @@ fn echo_client_with_framed_in_a_pipe() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(out.stdout, b"hi\n\na longer line, read in pieces\n");
     assert!(err.contains("header"), "{err}");
-    let log = finish(server);
-    assert!(log.contains("reason=eof"), "{log}");
+    let log = server.finish();
+    assert!(
+        log.iter().any(|e| e.is("disconnect", "reason", "eof")),
+        "{log:?}"
+    );
 }

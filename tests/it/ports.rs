@@ -3,45 +3,52 @@
 //! and exit 1.
 //!
 //! Fixed ports are not safe in parallel tests, so the ranges are made of
-//! ports this test holds: bind listeners on port 0, then build the range
-//! from the ports the OS gave.
-
-mod common;
+//! ports this test holds, below the kernel's ephemeral range so that no
+//! other test's port-0 socket can take them meanwhile.
 
 use std::io::Write;
 use std::net::TcpListener;
 
-use common::*;
+use crate::common::*;
 
-/// Holds a listener on some port P while P+1 is free (checked by binding
-/// and releasing it). Retries with other ports if P+1 is taken.
-fn held_port_with_free_next() -> (TcpListener, u16) {
-    for _ in 0..50 {
-        let held = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = held.local_addr().unwrap().port();
-        if p == u16::MAX {
-            continue;
-        }
-        if TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return (held, p);
+/// A port P below the kernel's ephemeral range (where no `bind(0)` of a
+/// parallel test can land), different for each call, with P and P+1 free
+/// at the moment of the check. Inside the ephemeral range another test's
+/// port-0 listener can take P+1 between this check and the server's bind.
+fn quiet_port_pair() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    // Spread over the space below the range by process id, then step.
+    let span = low.saturating_sub(20_000).max(1000);
+    let base = 20_000 + (std::process::id() % u32::from(span / 2)) as u16;
+    for _ in 0..200 {
+        let p = base + 2 * NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        if p + 1 < low
+            && TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
         }
     }
-    panic!("found no port P with P+1 free in 50 tries");
+    panic!("found no free port pair below {low} in 200 tries");
+}
+
+/// Holds a listener on some port P while P+1 is free.
+fn held_port_with_free_next() -> (TcpListener, u16) {
+    let p = quiet_port_pair();
+    (TcpListener::bind(("127.0.0.1", p)).unwrap(), p)
 }
 
 /// Holds listeners on two consecutive ports P and P+1.
 fn two_held_ports() -> (TcpListener, TcpListener, u16) {
-    for _ in 0..50 {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = a.local_addr().unwrap().port();
-        if p == u16::MAX {
-            continue;
-        }
-        if let Ok(b) = TcpListener::bind(("127.0.0.1", p + 1)) {
-            return (a, b, p);
-        }
-    }
-    panic!("found no two consecutive free ports in 50 tries");
+    let p = quiet_port_pair();
+    let a = TcpListener::bind(("127.0.0.1", p)).unwrap();
+    let b = TcpListener::bind(("127.0.0.1", p + 1)).unwrap();
+    (a, b, p)
 }
 
 #[test]
@@ -59,23 +66,19 @@ fn busy_port_is_skipped_with_bind_retry() {
         "stdout lacks {want:?}: {}",
         server.stdout_text()
     );
-    let retry = server.wait_log("bind-retry logged", |l| event_name(l) == Some("bind-retry"));
-    let parsed = parse_log_line(&retry).unwrap();
-    assert_eq!(parsed.level, "WARN", "{retry}");
-    assert_eq!(parsed.get("service"), Some("echo"), "{retry}");
+    let retry = server.wait_log("bind-retry logged", |e| e.event == "bind-retry");
+    assert_eq!(retry.level, "WARN", "{retry}");
+    assert_eq!(retry.get("service"), Some("echo"), "{retry}");
     assert_eq!(
-        parsed.get("addr"),
+        retry.get("addr"),
         Some(format!("127.0.0.1:{p}").as_str()),
         "{retry}"
     );
-    assert!(
-        parsed.get("error").is_some_and(|e| !e.is_empty()),
-        "{retry}"
-    );
-    let listen = server.wait_log("listen logged", |l| event_name(l) == Some("listen"));
+    assert!(retry.get("error").is_some_and(|e| !e.is_empty()), "{retry}");
+    let listen = server.wait_log("listen logged", |e| e.event == "listen");
     assert_eq!(
-        field(&listen, "addr"),
-        Some(format!("127.0.0.1:{next}")),
+        listen.get("addr"),
+        Some(format!("127.0.0.1:{next}").as_str()),
         "{listen}"
     );
     // And it really serves there.
