@@ -52,6 +52,9 @@ pub enum Command {
     /// Load generator against a running server.
     #[command(subcommand)]
     Load(LoadCommand),
+    /// Read the log: the active and rotated files in order as one stream;
+    /// filter, follow, summarize.
+    Log(LogArgs),
 }
 
 /// Options of `echochat serve` (see DESIGN.md, "echochat serve").
@@ -93,18 +96,22 @@ pub struct ServeArgs {
     /// Name of the active log file; rotated copies are NAME.1 (newest) .. NAME.K.
     #[arg(long, default_value = "echochat.log", value_name = "NAME")]
     pub log_file: String,
-    /// Rotate when the active file would pass this size (512KiB, 1MiB, 1000).
+    /// Rotate when the active file would pass this size (512KiB, 1MiB, 1000); 0 = never by size.
     #[arg(long, default_value = "10MiB", value_name = "SIZE")]
     pub log_max_size: Size,
     /// Rotated files kept (0-1000); older ones are deleted.
-    #[arg(long, default_value_t = 5, value_name = "K", value_parser = clap::value_parser!(u32).range(0..=1000))]
+    #[arg(long, default_value_t = 5, value_name = "K",
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::logging::MAX_KEEP)))]
     pub log_keep: u32,
     /// Also rotate by age (1h, 30m, 1day).
     #[arg(long, value_name = "DURATION")]
     pub log_rotate_every: Option<HumanDuration>,
-    /// File level: debug logs every event including recv/send; info leaves those out.
+    /// File level: debug logs recv/send (within --log-traffic-rate) and traffic; info leaves those out.
     #[arg(long, default_value = "debug", value_name = "LEVEL")]
     pub log_level: Level,
+    /// recv/send lines per second per service written one by one; past that they are summed into traffic lines; 0 = no cap.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub log_traffic_rate: u32,
     /// Console (stdout) level.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub console_level: Level,
@@ -273,6 +280,35 @@ pub struct LoadChatArgs {
     /// Messages per second sent by each user.
     #[arg(long, default_value_t = 1.0, value_name = "MSGS_PER_SEC")]
     pub rate: f64,
+}
+
+/// Options of `echochat log` (see DESIGN.md, "Log reader").
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Directory of the log files (the server's --log-dir).
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Name of the active file (the server's --log-file); NAME.1 .. NAME.K are read before it.
+    #[arg(long, default_value = "echochat.log", value_name = "NAME")]
+    pub file: String,
+    /// Only the lines of this connection (its whole story: accept .. disconnect).
+    #[arg(long, value_name = "N")]
+    pub conn: Option<u64>,
+    /// Only the lines of this service (echo, chat, ...).
+    #[arg(long, value_name = "S")]
+    pub service: Option<String>,
+    /// Only these events (repeatable: --event accept --event disconnect).
+    #[arg(long = "event", value_name = "E")]
+    pub events: Vec<String>,
+    /// Only lines from the last DURATION (10m, 2h).
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<HumanDuration>,
+    /// Keep printing new lines as they are written, across rotations (like tail -F).
+    #[arg(long)]
+    pub follow: bool,
+    /// Print a summary instead of lines: connections, bytes, peers, traffic per second, warnings.
+    #[arg(long, conflicts_with = "follow")]
+    pub summary: bool,
 }
 
 /// A log level name as the contract spells it.

@@ -1,19 +1,29 @@
 //! Lifecycle events: every event of the contract is one variant of [`Event`],
-//! defined once here with its name, level, logfmt fields and `--explain`
-//! sentence.
+//! defined once here with its name, level and logfmt fields; its `--explain`
+//! sentence is in `event/explain.rs` (one place, so a translation table can
+//! sit beside it).
 //!
 //! The reactor (and a service, through its effects) builds an `Event` and
 //! hands it to [`record`]; nothing else writes lifecycle lines. So the format
 //! and level of an event cannot drift between call sites, and tests can
-//! compare events by value. `logging/` decides where the line goes (the
-//! rotating file, the console) and stamps it with the time and level.
+//! compare events by value.
+//!
+//! `record` hands the line to the `log` facade; `logging/` is the backend
+//! behind it (the rotating file, the console), and it depends on this module,
+//! never the other way round. Before a `recv`, `send` or `datagram` reaches
+//! the facade, the traffic cap in `event/traffic.rs` decides whether it is
+//! written one by one or only counted (`--log-traffic-rate`). Read that next.
+
+mod explain;
+pub mod traffic;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::logging::logfmt::Value;
+use crate::logfmt::Value;
+pub use traffic::{traffic_deadline, traffic_tick};
 
 /// The `log` target of lifecycle lines. The file and console dispatchers
 /// accept it; `--explain` sentences use [`EXPLAIN_TARGET`] instead, which
@@ -79,62 +89,13 @@ impl DisconnectReason {
                 | DisconnectReason::Kicked
                 | DisconnectReason::Done
                 | DisconnectReason::Shutdown
-                | DisconnectReason::BadFrame
         )
-    }
-
-    fn explain(self) -> &'static str {
-        match self {
-            DisconnectReason::Eof => {
-                "recv() returned 0 bytes: the peer sent FIN (closed its side), so after sending what it was owed the server closed its socket too"
-            }
-            DisconnectReason::Reset => {
-                "the peer reset the connection (TCP RST): it vanished without a goodbye, so the server dropped its socket"
-            }
-            DisconnectReason::Exit => {
-                "the client asked to leave, so the server closed the socket after sending what it was owed"
-            }
-            DisconnectReason::Idle => {
-                "no bytes moved in either direction for the idle timeout, so the server closed the socket to free its descriptor"
-            }
-            DisconnectReason::Backlog => {
-                "the client stopped reading and its unsent data passed the backlog limit, so the server dropped it instead of buffering without end"
-            }
-            DisconnectReason::Full => {
-                "the server already holds --max-clients connections, so this one was told so and closed"
-            }
-            DisconnectReason::Shutdown => "the server is stopping, so it closed this connection",
-            DisconnectReason::Kicked => "the teacher removed this user from the console",
-            DisconnectReason::BadFrame => {
-                "the frame header announced more than --max-frame bytes, so the server closed before reading them"
-            }
-            DisconnectReason::Done => "the HTTP answer was sent and the exchange is over",
-            DisconnectReason::Error => "the socket reported an error, so the server closed it",
-        }
     }
 }
 
 impl fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Why the server stopped reading a connection; the `why` key of `pause`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PauseWhy {
-    /// Its unsent output passed `--max-backlog` (echo backpressure).
-    Backlog,
-    /// A chat user over `--chat-rate`/`--chat-burst`.
-    Rate,
-}
-
-impl PauseWhy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PauseWhy::Backlog => "backlog",
-            PauseWhy::Rate => "rate",
-        }
     }
 }
 
@@ -156,18 +117,78 @@ impl StopReason {
     }
 }
 
+/// Why the server stopped reading a connection; the `why` key of `pause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseWhy {
+    /// Its unsent output passed `--max-backlog` (echo backpressure).
+    Backlog,
+    /// A chat user over `--chat-rate`/`--chat-burst`.
+    Rate,
+}
+
+impl PauseWhy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseWhy::Backlog => "backlog",
+            PauseWhy::Rate => "rate",
+        }
+    }
+}
+
+/// What an account command did; the `how` key of `auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthHow {
+    Register,
+    Password,
+    Token,
+    Logout,
+    Passwd,
+}
+
+impl AuthHow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthHow::Register => "register",
+            AuthHow::Password => "password",
+            AuthHow::Token => "token",
+            AuthHow::Logout => "logout",
+            AuthHow::Passwd => "passwd",
+        }
+    }
+}
+
+/// How an account command ended; the `result` key of `auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthResult {
+    Ok,
+    Wrong,
+    Locked,
+    Expired,
+}
+
+impl AuthResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthResult::Ok => "ok",
+            AuthResult::Wrong => "wrong",
+            AuthResult::Locked => "locked",
+            AuthResult::Expired => "expired",
+        }
+    }
+}
+
 /// Which way a datagram went; the `dir` key of `datagram`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
+pub enum Direction {
     In,
     Out,
 }
 
-impl Dir {
+impl Direction {
     pub fn as_str(self) -> &'static str {
         match self {
-            Dir::In => "in",
-            Dir::Out => "out",
+            Direction::In => "in",
+            Direction::Out => "out",
         }
     }
 }
@@ -195,8 +216,9 @@ impl UdpLeaveReason {
 
 /// One lifecycle event with its typed fields.
 ///
-/// `service` is the service's name (`echo`, `chat`); `conn` is unique for
-/// the life of the process; `slot` is the slab key, which is reused.
+/// `service` is the service's name (`echo`, `chat`, `udp-echo`, ...);
+/// `conn` is unique for the life of the process; `slot` is the slab key,
+/// which is reused.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Start {
@@ -218,15 +240,28 @@ pub enum Event {
         slot: usize,
         peer: SocketAddr,
     },
+    /// One `recv()` that returned bytes (under the traffic cap).
     Recv {
         service: &'static str,
         conn: u64,
         bytes: usize,
     },
+    /// One `send()` that the kernel took bytes from (under the traffic cap).
     Send {
         service: &'static str,
         conn: u64,
         bytes: usize,
+    },
+    /// One second of a service's recv/send (and datagram) events, written
+    /// when some of them were over `--log-traffic-rate` (see `traffic.rs`).
+    Traffic {
+        service: &'static str,
+        recv: u64,
+        send: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+        conns: u64,
+        suppressed: u64,
     },
     /// The server stopped reading a connection.
     Pause {
@@ -248,12 +283,79 @@ pub enum Event {
         bytes_out: u64,
         duration: Duration,
     },
+    /// One HTTP exchange of the status page; `bytes` is the body's length.
+    Request {
+        service: &'static str,
+        conn: u64,
+        method: String,
+        path: String,
+        status: u16,
+        bytes: u64,
+    },
+    /// Chat: a user chose a name (or was welcomed back) and joined the room.
+    Join {
+        service: &'static str,
+        conn: u64,
+        name: String,
+    },
+    /// Chat: a user left the room.
+    Leave {
+        service: &'static str,
+        conn: u64,
+        name: String,
+    },
+    /// Chat: `/nick`.
+    Nick {
+        service: &'static str,
+        conn: u64,
+        old: String,
+        new: String,
+    },
+    /// Chat accounts: a register, login, token, logout or password change.
+    /// Never carries a password, a token or a hash.
+    Auth {
+        service: &'static str,
+        conn: u64,
+        name: String,
+        how: AuthHow,
+        result: AuthResult,
+    },
+    /// One UDP datagram in or out (under the traffic cap).
+    Datagram {
+        service: &'static str,
+        peer: SocketAddr,
+        bytes: usize,
+        dir: Direction,
+    },
+    /// udp-chat: a peer joined the room with `/join NAME` (`join
+    /// service=udp-chat peer=... name=...`: no connection, so no `conn`).
+    UdpJoin {
+        peer: SocketAddr,
+        name: String,
+    },
+    /// udp-chat: a member left the room, and why.
+    UdpLeave {
+        peer: SocketAddr,
+        name: String,
+        reason: UdpLeaveReason,
+    },
     Stop {
         reason: StopReason,
         uptime: Duration,
     },
+    /// The log file rotated; `file` is where the old content went.
     Rotate {
         file: String,
+    },
+    /// `SIGUSR1`: the log file was reopened (the first line of that file).
+    Reopen {
+        file: String,
+    },
+    /// The log could not be written for a while (disk full, no
+    /// descriptors, directory removed); written once it works again.
+    LogError {
+        error: String,
+        lost: u64,
     },
     AcceptError {
         service: &'static str,
@@ -269,22 +371,6 @@ pub enum Event {
         max_clients: usize,
         nofile: u64,
     },
-    /// Chat: a user chose a name (or was welcomed back) and joined the room.
-    Join {
-        conn: u64,
-        name: String,
-    },
-    /// Chat: `/nick`.
-    Nick {
-        conn: u64,
-        old: String,
-        new: String,
-    },
-    /// Chat: a user left the room.
-    Leave {
-        conn: u64,
-        name: String,
-    },
     /// A line typed on the server's console (sent to chat as `[server] ...`).
     Console {
         text: String,
@@ -293,24 +379,6 @@ pub enum Event {
     Warning {
         what: &'static str,
         error: String,
-    },
-    /// One datagram received or sent by a UDP twin (`udp-echo`, `udp-chat`).
-    Datagram {
-        service: &'static str,
-        peer: SocketAddr,
-        bytes: usize,
-        dir: Dir,
-    },
-    /// udp-chat: a peer joined the room with `/join NAME`.
-    UdpJoin {
-        peer: SocketAddr,
-        name: String,
-    },
-    /// udp-chat: a member left the room.
-    UdpLeave {
-        peer: SocketAddr,
-        name: String,
-        reason: UdpLeaveReason,
     },
 }
 
@@ -324,30 +392,40 @@ impl Event {
             Event::Accept { .. } => "accept",
             Event::Recv { .. } => "recv",
             Event::Send { .. } => "send",
+            Event::Traffic { .. } => "traffic",
             Event::Pause { .. } => "pause",
             Event::Resume { .. } => "resume",
             Event::Disconnect { .. } => "disconnect",
-            Event::Stop { .. } => "stop",
-            Event::Rotate { .. } => "rotate",
-            Event::AcceptError { .. } => "accept-error",
-            Event::AcceptResume { .. } => "accept-resume",
-            Event::Limit { .. } => "limit",
+            Event::Request { .. } => "request",
             Event::Join { .. } => "join",
-            Event::Nick { .. } => "nick",
             Event::Leave { .. } => "leave",
-            Event::Console { .. } => "console",
-            Event::Warning { .. } => "warning",
+            Event::Nick { .. } => "nick",
+            Event::Auth { .. } => "auth",
             Event::Datagram { .. } => "datagram",
             Event::UdpJoin { .. } => "join",
             Event::UdpLeave { .. } => "leave",
+            Event::Stop { .. } => "stop",
+            Event::Rotate { .. } => "rotate",
+            Event::Reopen { .. } => "reopen",
+            Event::LogError { .. } => "log-error",
+            Event::AcceptError { .. } => "accept-error",
+            Event::AcceptResume { .. } => "accept-resume",
+            Event::Limit { .. } => "limit",
+            Event::Console { .. } => "console",
+            Event::Warning { .. } => "warning",
         }
     }
 
     pub fn level(&self) -> log::Level {
         match self {
-            Event::Recv { .. } | Event::Send { .. } | Event::Datagram { .. } => log::Level::Debug,
+            Event::Recv { .. }
+            | Event::Send { .. }
+            | Event::Traffic { .. }
+            | Event::Request { .. }
+            | Event::Datagram { .. } => log::Level::Debug,
             Event::BindRetry { .. }
             | Event::AcceptError { .. }
+            | Event::LogError { .. }
             | Event::Limit { .. }
             | Event::Warning { .. } => log::Level::Warn,
             _ => log::Level::Info,
@@ -360,86 +438,14 @@ impl Event {
     }
 
     /// One plain sentence about what happened at the socket level, for
-    /// `--explain` (a class watching the console).
+    /// `--explain` (a class watching the console). See `event/explain.rs`.
     pub fn explain(&self) -> Option<String> {
-        Some(match self {
-            Event::Start { .. } => {
-                "the process started; no socket is open yet".to_string()
-            }
-            Event::Listen { service, .. } if service.starts_with("udp-") => {
-                "socket() and bind() on UDP: no listen(), no accept(), no connections; datagrams just arrive".to_string()
-            }
-            Event::Listen { service, addr } => format!(
-                "socket(), bind() and listen() succeeded: the kernel now completes TCP handshakes on {addr} and queues them for the {service} service to accept()"
-            ),
-            Event::BindRetry { addr, .. } => format!(
-                "bind() to {addr} failed because another socket already owns that port (or it is not allowed), so the next port of the range is tried"
-            ),
-            Event::Accept { peer, slot, .. } => format!(
-                "accept() took a finished handshake from the listen queue and returned a new socket for {peer}; its state lives in slab slot {slot}"
-            ),
-            Event::Recv { service: "frame", bytes, .. } => format!(
-                "recv() gave {bytes} bytes: part of a message or parts of two; the length headers split them"
-            ),
-            Event::Pause { why: PauseWhy::Backlog, .. } => {
-                "its replies are piling up unread, so the server stops reading it; TCP slows the sender".to_string()
-            }
-            Event::Pause { why: PauseWhy::Rate, .. } => {
-                "this user sends faster than --chat-rate, so the server stops reading it for a moment".to_string()
-            }
-            Event::Resume { .. } => {
-                "the reason to wait is gone, so the server reads this socket again".to_string()
-            }
-            Event::Recv { bytes, .. } => format!(
-                "recv() copied {bytes} bytes that were waiting in the socket's receive buffer; it never waits, so one slow client cannot stall the others"
-            ),
-            Event::Send { bytes, .. } => format!(
-                "send() copied {bytes} bytes into the kernel's send buffer; TCP delivers them from there while the server moves on"
-            ),
-            Event::Disconnect { reason, .. } => reason.explain().to_string(),
-            Event::Stop { .. } => {
-                "the server closed its listening sockets and connections and is exiting".to_string()
-            }
-            Event::Rotate { file } => format!(
-                "the log file reached its limit: its lines moved to {file} and a fresh file began under the same name"
-            ),
-            Event::AcceptError { .. } => {
-                "accept() failed, usually because the process ran out of file descriptors; the server stops accepting until one frees up instead of spinning".to_string()
-            }
-            Event::AcceptResume { .. } => {
-                "a descriptor is free again, so the server accepts new connections again".to_string()
-            }
-            Event::Limit { max_clients, nofile, .. } => format!(
-                "every connection needs a file descriptor and this process may open only {nofile}, so --max-clients was lowered to {max_clients}"
-            ),
-            Event::Join { name, .. } => format!(
-                "the connection sent a free name ({name}); from now on its lines are relayed to the room"
-            ),
-            Event::Leave { name, .. } => format!(
-                "{name} left the room; the others were told before the socket closed"
-            ),
-            Event::Console { .. } => {
-                "a line typed on the server's stdin, which the loop watches like one more socket, went to every chat user".to_string()
-            }
-            Event::Datagram { dir: Dir::In, .. } => {
-                "recvfrom() gave one whole datagram and its sender: no connection, no accept, no byte stream".to_string()
-            }
-            Event::Datagram { dir: Dir::Out, .. } => {
-                "sendto() sent one datagram: if it is lost, nobody resends it; datagrams may arrive out of order".to_string()
-            }
-            Event::UdpJoin { .. } => {
-                "a /join datagram made this address a member: UDP has no connection, only a known address".to_string()
-            }
-            Event::UdpLeave { reason: UdpLeaveReason::Idle, .. } => {
-                "UDP has no FIN: a member is known gone only when it stays silent too long".to_string()
-            }
-            _ => return None,
-        })
+        explain::sentence(self)
     }
 }
 
 /// Displays an event as `name key=value ...`, escaping every value that
-/// could carry spaces, quotes or control bytes (see `logging/logfmt.rs`).
+/// could carry spaces, quotes or control bytes (see `logfmt.rs`).
 pub struct Logfmt<'a>(&'a Event);
 
 impl fmt::Display for Logfmt<'_> {
@@ -459,10 +465,6 @@ impl fmt::Display for Logfmt<'_> {
                 slot,
                 peer,
             } => write!(f, " service={service} conn={conn} slot={slot} peer={peer}"),
-            Event::Pause { service, conn, why } => {
-                write!(f, " service={service} conn={conn} why={}", why.as_str())
-            }
-            Event::Resume { service, conn } => write!(f, " service={service} conn={conn}"),
             Event::Recv {
                 service,
                 conn,
@@ -483,6 +485,22 @@ impl fmt::Display for Logfmt<'_> {
                 f.write_str(" bytes=")?;
                 f.write_str(num.format(*bytes))
             }
+            Event::Traffic {
+                service,
+                recv,
+                send,
+                bytes_in,
+                bytes_out,
+                conns,
+                suppressed,
+            } => write!(
+                f,
+                " service={service} recv={recv} send={send} bytes_in={bytes_in} bytes_out={bytes_out} conns={conns} suppressed={suppressed}"
+            ),
+            Event::Pause { service, conn, why } => {
+                write!(f, " service={service} conn={conn} why={}", why.as_str())
+            }
+            Event::Resume { service, conn } => write!(f, " service={service} conn={conn}"),
             Event::Disconnect {
                 service,
                 conn,
@@ -496,35 +514,53 @@ impl fmt::Display for Logfmt<'_> {
                 " service={service} conn={conn} peer={peer} reason={reason} bytes_in={bytes_in} bytes_out={bytes_out} duration={}",
                 Seconds(*duration)
             ),
-            Event::Stop { reason, uptime } => {
-                write!(f, " reason={} uptime={}", reason.as_str(), Seconds(*uptime))
-            }
-            Event::Rotate { file } => write!(f, " file={}", Value(file)),
-            Event::AcceptError { service, error } => {
-                write!(f, " service={service} error={}", Value(error))
-            }
-            Event::AcceptResume { service } => write!(f, " service={service}"),
-            Event::Limit {
-                requested,
-                max_clients,
-                nofile,
+            Event::Request {
+                service,
+                conn,
+                method,
+                path,
+                status,
+                bytes,
             } => write!(
                 f,
-                " requested={requested} max_clients={max_clients} nofile={nofile}"
+                " service={service} conn={conn} method={} path={} status={status} bytes={bytes}",
+                Value(method),
+                Value(path)
             ),
-            Event::Join { conn, name } | Event::Leave { conn, name } => {
-                write!(f, " service=chat conn={conn} name={}", Value(name))
+            Event::Join {
+                service,
+                conn,
+                name,
             }
-            Event::Nick { conn, old, new } => write!(
+            | Event::Leave {
+                service,
+                conn,
+                name,
+            } => write!(f, " service={service} conn={conn} name={}", Value(name)),
+            Event::Nick {
+                service,
+                conn,
+                old,
+                new,
+            } => write!(
                 f,
-                " service=chat conn={conn} old={} new={}",
+                " service={service} conn={conn} old={} new={}",
                 Value(old),
                 Value(new)
             ),
-            Event::Console { text } => write!(f, " text={}", Value(text)),
-            Event::Warning { what, error } => {
-                write!(f, " what={what} error={}", Value(error))
-            }
+            Event::Auth {
+                service,
+                conn,
+                name,
+                how,
+                result,
+            } => write!(
+                f,
+                " service={service} conn={conn} name={} how={} result={}",
+                Value(name),
+                how.as_str(),
+                result.as_str()
+            ),
             Event::Datagram {
                 service,
                 peer,
@@ -544,6 +580,27 @@ impl fmt::Display for Logfmt<'_> {
                 Value(name),
                 reason.as_str()
             ),
+            Event::Stop { reason, uptime } => {
+                write!(f, " reason={} uptime={}", reason.as_str(), Seconds(*uptime))
+            }
+            Event::Rotate { file } | Event::Reopen { file } => write!(f, " file={}", Value(file)),
+            Event::LogError { error, lost } => write!(f, " error={} lost={lost}", Value(error)),
+            Event::AcceptError { service, error } => {
+                write!(f, " service={service} error={}", Value(error))
+            }
+            Event::AcceptResume { service } => write!(f, " service={service}"),
+            Event::Limit {
+                requested,
+                max_clients,
+                nofile,
+            } => write!(
+                f,
+                " requested={requested} max_clients={max_clients} nofile={nofile}"
+            ),
+            Event::Console { text } => write!(f, " text={}", Value(text)),
+            Event::Warning { what, error } => {
+                write!(f, " what={what} error={}", Value(error))
+            }
         }
     }
 }
@@ -568,10 +625,59 @@ pub fn set_explain(on: bool) {
     EXPLAIN.store(on, Ordering::Relaxed);
 }
 
+/// Whether `--explain` is on (the log backend asks, for the events it
+/// writes itself: `rotate`, `reopen`, `log-error`).
+pub fn explaining() -> bool {
+    EXPLAIN.load(Ordering::Relaxed)
+}
+
 /// Writes one lifecycle event: to the log file and the console, each at its
 /// own level, and with `--explain` a plain sentence after it on the console.
-/// This is the only place lifecycle lines are produced.
+/// This is the only door from the program into the log.
+///
+/// `recv`, `send` and `datagram` pass the traffic cap first: past
+/// `--log-traffic-rate` a second they are only counted, and
+/// [`traffic_tick`] writes the sums. `stop` first writes the sums still
+/// pending, so the last second of traffic is not lost and `stop` stays the
+/// last line.
 pub fn record(event: &Event) {
+    let admitted = match event {
+        Event::Recv {
+            service,
+            conn,
+            bytes,
+        } => traffic::admit(service, *conn, traffic::Way::In, *bytes),
+        Event::Send {
+            service,
+            conn,
+            bytes,
+        } => traffic::admit(service, *conn, traffic::Way::Out, *bytes),
+        Event::Datagram {
+            service,
+            peer,
+            bytes,
+            dir,
+        } => {
+            let way = match dir {
+                Direction::In => traffic::Way::In,
+                Direction::Out => traffic::Way::Out,
+            };
+            traffic::admit(service, traffic::peer_key(peer), way, *bytes)
+        }
+        Event::Stop { .. } => {
+            traffic::finish();
+            true
+        }
+        _ => true,
+    };
+    if admitted {
+        write(event);
+    }
+}
+
+/// Hands an event to the `log` facade (no cap): the line, then with
+/// `--explain` its sentence.
+fn write(event: &Event) {
     let level = event.level();
     // `log!` itself skips a level no output wants; no separate check.
     log::log!(target: EVENT_TARGET, level, "{}", event.logfmt());
@@ -591,9 +697,13 @@ mod tests {
         e.logfmt().to_string()
     }
 
+    fn peer() -> SocketAddr {
+        "127.0.0.1:51234".parse().unwrap()
+    }
+
     #[test]
     fn contract_examples() {
-        let peer: SocketAddr = "127.0.0.1:51234".parse().unwrap();
+        let peer = peer();
         assert_eq!(
             line(&Event::Accept {
                 service: "echo",
@@ -633,6 +743,130 @@ mod tests {
     }
 
     #[test]
+    fn the_new_events_carry_the_contract_keys() {
+        let cases = [
+            (
+                Event::Traffic {
+                    service: "echo",
+                    recv: 10,
+                    send: 9,
+                    bytes_in: 10240,
+                    bytes_out: 9216,
+                    conns: 3,
+                    suppressed: 7,
+                },
+                "traffic service=echo recv=10 send=9 bytes_in=10240 bytes_out=9216 conns=3 suppressed=7",
+                log::Level::Debug,
+            ),
+            (
+                Event::Pause {
+                    service: "echo",
+                    conn: 4,
+                    why: PauseWhy::Backlog,
+                },
+                "pause service=echo conn=4 why=backlog",
+                log::Level::Info,
+            ),
+            (
+                Event::Resume {
+                    service: "chat",
+                    conn: 4,
+                },
+                "resume service=chat conn=4",
+                log::Level::Info,
+            ),
+            (
+                Event::Request {
+                    service: "http",
+                    conn: 8,
+                    method: "GET".into(),
+                    path: "/api/conns?limit=5".into(),
+                    status: 200,
+                    bytes: 512,
+                },
+                "request service=http conn=8 method=GET path=\"/api/conns?limit=5\" status=200 bytes=512",
+                log::Level::Debug,
+            ),
+            (
+                Event::Auth {
+                    service: "chat",
+                    conn: 2,
+                    name: "alice".into(),
+                    how: AuthHow::Password,
+                    result: AuthResult::Wrong,
+                },
+                "auth service=chat conn=2 name=alice how=password result=wrong",
+                log::Level::Info,
+            ),
+            (
+                Event::Datagram {
+                    service: "udp-echo",
+                    peer: peer(),
+                    bytes: 12,
+                    dir: Direction::Out,
+                },
+                "datagram service=udp-echo peer=127.0.0.1:51234 bytes=12 dir=out",
+                log::Level::Debug,
+            ),
+            (
+                Event::Reopen {
+                    file: "echochat.log".into(),
+                },
+                "reopen file=echochat.log",
+                log::Level::Info,
+            ),
+            (
+                Event::LogError {
+                    error: "No space left on device (os error 28)".into(),
+                    lost: 12,
+                },
+                "log-error error=\"No space left on device (os error 28)\" lost=12",
+                log::Level::Warn,
+            ),
+            (
+                Event::Join {
+                    service: "chat",
+                    conn: 5,
+                    name: "bob".into(),
+                },
+                "join service=chat conn=5 name=bob",
+                log::Level::Info,
+            ),
+        ];
+        for (event, want, level) in cases {
+            assert_eq!(line(&event), want);
+            assert_eq!(event.level(), level, "{want}");
+            assert!(
+                event.explain().is_some(),
+                "{want} has no --explain sentence"
+            );
+        }
+    }
+
+    #[test]
+    fn udp_chat_join_and_leave_lines() {
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let j = Event::UdpJoin {
+            peer,
+            name: "bob".into(),
+        };
+        assert_eq!(j.level(), log::Level::Info);
+        assert_eq!(
+            j.logfmt().to_string(),
+            "join service=udp-chat peer=127.0.0.1:5000 name=bob"
+        );
+        let l = Event::UdpLeave {
+            peer,
+            name: "bob".into(),
+            reason: UdpLeaveReason::Idle,
+        };
+        assert_eq!(
+            l.logfmt().to_string(),
+            "leave service=udp-chat peer=127.0.0.1:5000 name=bob reason=idle"
+        );
+    }
+
+    #[test]
     fn levels_follow_the_contract() {
         let recv = Event::Recv {
             service: "echo",
@@ -650,87 +884,9 @@ mod tests {
     }
 
     #[test]
-    fn datagram_and_udp_chat_lines() {
-        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let d = Event::Datagram {
-            service: "udp-echo",
-            peer,
-            bytes: 0,
-            dir: Dir::Out,
-        };
-        assert_eq!(d.level(), log::Level::Debug);
-        assert_eq!(
-            line(&d),
-            "datagram service=udp-echo peer=127.0.0.1:5000 bytes=0 dir=out"
-        );
-        let j = Event::UdpJoin {
-            peer,
-            name: "bob".into(),
-        };
-        assert_eq!(
-            line(&j),
-            "join service=udp-chat peer=127.0.0.1:5000 name=bob"
-        );
-        let l = Event::UdpLeave {
-            peer,
-            name: "bob".into(),
-            reason: UdpLeaveReason::Idle,
-        };
-        assert_eq!(
-            line(&l),
-            "leave service=udp-chat peer=127.0.0.1:5000 name=bob reason=idle"
-        );
-        assert_eq!(DisconnectReason::BadFrame.as_str(), "bad-frame");
-    }
-
-    /// The sentences about datagrams and frames say what differs from TCP
-    /// in at most 100 characters.
-    #[test]
-    fn udp_and_frame_explanations_are_short() {
-        let peer: SocketAddr = "[ffff::1]:65535".parse().unwrap();
-        let events = [
-            Event::Datagram {
-                service: "udp-chat",
-                peer,
-                bytes: 65_507,
-                dir: Dir::In,
-            },
-            Event::Datagram {
-                service: "udp-chat",
-                peer,
-                bytes: 65_507,
-                dir: Dir::Out,
-            },
-            Event::UdpJoin {
-                peer,
-                name: "abcdefghijklmnopqrstuvwxyz012345".into(),
-            },
-            Event::UdpLeave {
-                peer,
-                name: "x".into(),
-                reason: UdpLeaveReason::Idle,
-            },
-            Event::Listen {
-                service: "udp-echo",
-                addr: peer,
-            },
-            Event::Recv {
-                service: "frame",
-                conn: 1,
-                bytes: 16 << 20,
-            },
-        ];
-        for e in &events {
-            let s = e.explain().unwrap();
-            assert!(s.chars().count() <= 100, "{} chars: {s}", s.chars().count());
-        }
-        let s = DisconnectReason::BadFrame.explain();
-        assert!(s.chars().count() <= 100, "{s}");
-    }
-
-    #[test]
     fn hostile_names_cannot_forge_keys_or_lines() {
         let e = Event::Nick {
+            service: "chat",
             conn: 3,
             old: "a".into(),
             new: "x reason=exit\n2026 INFO stop".into(),

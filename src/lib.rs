@@ -17,8 +17,9 @@
 //!    descriptor limit, binding port ranges, announcing, stopping. The
 //!    reactor never sees the command line.
 //! 4. `event.rs` — every lifecycle event, defined once, and `record()`, the
-//!    one place that logs them; `logging/` sends the lines to a rotating
-//!    file and the console.
+//!    one place that logs them (with the traffic cap, `event/traffic.rs`);
+//!    `logging/` sends the lines to a rotating file and the console, and
+//!    `logread/` (`echochat log`) reads them back.
 //! 5. `codec.rs` — the line decoder shared by chat, its client and the load
 //!    generator; `telnet.rs` — what a `telnet` client mixes into what its
 //!    user types, and the chat's answers; `frame.rs` — length-prefixed
@@ -41,7 +42,9 @@ pub mod codec;
 pub mod event;
 pub mod frame;
 pub mod load;
+pub mod logfmt;
 pub mod logging;
+pub mod logread;
 pub mod names;
 pub mod persist;
 pub mod reactor;

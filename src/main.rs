@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             echochat::client::run_chat(&args).map_err(Into::into)
         }
         Command::Load(cmd) => echochat::load::run(&cmd).map_err(Into::into),
+        Command::Log(args) => echochat::logread::run(&args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

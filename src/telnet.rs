@@ -140,7 +140,7 @@ enum State {
 }
 
 /// Splits a byte stream into data and telnet commands, one byte at a time,
-/// across reads; see the module docs. Four bytes, `Copy`, no heap.
+/// across reads; see the module docs. A few bytes, `Copy`, no heap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Parser {
     state: State,

@@ -79,6 +79,7 @@ impl Reactor {
         let timeout = self.poll_timeout();
         self.wait_for_events(timeout)?;
         self.now = Instant::now();
+        crate::event::traffic_tick(self.now);
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
             self.dispatch(event.token(), event.is_read_closed() || event.is_error());
@@ -110,6 +111,7 @@ impl Reactor {
             self.timers.next_deadline(),
             drain_deadline,
             self.save_deadline(),
+            crate::event::traffic_deadline(),
         ]
         .into_iter()
         .flatten()

@@ -28,7 +28,7 @@ use mio::Interest;
 use mio::net::UdpSocket;
 
 use super::{Reactor, token};
-use crate::event::{self, Dir, Event};
+use crate::event::{self, Direction, Event};
 use crate::service::UdpKey;
 
 /// Datagrams read from one twin per turn before the others get a turn.
@@ -156,7 +156,7 @@ impl Reactor {
                         service: twin.name,
                         peer,
                         bytes: n,
-                        dir: Dir::In,
+                        dir: Direction::In,
                     });
                     let service = twin.service;
                     self.services[service].on_datagram(
@@ -207,7 +207,7 @@ impl Reactor {
                         service: twin.name,
                         peer,
                         bytes: n,
-                        dir: Dir::Out,
+                        dir: Direction::Out,
                     });
                     return;
                 }

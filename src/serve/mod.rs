@@ -242,17 +242,14 @@ fn log_config(args: &ServeArgs) -> LogConfig {
         dir: args.log_dir.clone(),
         file_name: args.log_file.clone(),
         policy: RotatePolicy {
-            // `--log-max-size 0`: never rotate by size.
-            max_size: match args.log_max_size.bytes() {
-                0 => u64::MAX,
-                n => n,
-            },
+            max_size: args.log_max_size.bytes(),
             keep: args.log_keep,
             every: args.log_rotate_every.and_then(|d| d.non_zero()),
         },
         file_level: args.log_level.to_filter(),
         console_level: args.effective_console_level().to_filter(),
         explain: args.explain,
+        traffic_rate: args.log_traffic_rate,
     }
 }
 

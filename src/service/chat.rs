@@ -277,6 +277,7 @@ impl ChatRoom {
         self.reply(key, &[greeting, name], fx);
         self.broadcast(Some(key), &["* ", name, " joined"], fx);
         fx.record(Event::Join {
+            service: "chat",
             conn: key.id,
             name: name.to_string(),
         });
@@ -381,6 +382,7 @@ impl ChatRoom {
         self.reply(key, &["* you are now ", new], fx);
         self.broadcast(Some(key), &["* ", &old, " is now ", new], fx);
         fx.record(Event::Nick {
+            service: "chat",
             conn: key.id,
             old: old.into(),
             new: new.to_string(),
@@ -520,6 +522,7 @@ impl ChatRoom {
             self.broadcast(None, &["* ", &name, " left"], fx);
         }
         fx.record(Event::Leave {
+            service: "chat",
             conn: key.id,
             name: name.into(),
         });
@@ -955,6 +958,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Join {
+                service: "chat",
                 conn: b.id,
                 name: "Олена_2-я".into()
             }]
@@ -1027,6 +1031,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Nick {
+                service: "chat",
                 conn: a.id,
                 old: "alice".into(),
                 new: "Alicia".into()
@@ -1166,6 +1171,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Leave {
+                service: "chat",
                 conn: a.id,
                 name: "alice".into()
             }]
@@ -1507,6 +1513,7 @@ mod tests {
         assert_eq!(
             r.events,
             vec![Event::Join {
+                service: "chat",
                 conn: b.id,
                 name: "robert".into()
             }]

@@ -180,14 +180,14 @@ impl Service for EchoService {
         if over {
             fx.pause_reading(key);
             fx.record(Event::Pause {
-                service: "echo",
+                service: self.name(),
                 conn: key.id,
                 why: PauseWhy::Backlog,
             });
         } else {
             fx.resume_reading(key);
             fx.record(Event::Resume {
-                service: "echo",
+                service: self.name(),
                 conn: key.id,
             });
         }
@@ -399,12 +399,12 @@ mod tests {
                 Effect::Record(Event::Pause {
                     service: "echo",
                     conn: KEY.id,
-                    why: PauseWhy::Backlog,
+                    why: PauseWhy::Backlog
                 }),
                 Effect::ResumeReading(KEY),
                 Effect::Record(Event::Resume {
                     service: "echo",
-                    conn: KEY.id,
+                    conn: KEY.id
                 }),
             ]
         );

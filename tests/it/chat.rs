@@ -70,7 +70,7 @@ fn name_rules_bad_or_taken_names_ask_again_then_hello() {
     let mut u = User::at_prompt(&server, 3);
     let too_long = "n".repeat(33);
     for bad in [
-        "",
+        " ",
         "two words",
         "bang!",
         "dot.ted",
@@ -301,7 +301,7 @@ fn unknown_command_and_invalid_utf8_are_errors_and_the_connection_stays() {
 
     a.send("/dance now");
     a.expect_prefix("! ");
-    a.send_raw(b"caf\xc3 \xff\xfe broken\n");
+    a.send_raw(b"caf\xc3 \xfe broken\n");
     a.expect_prefix("! ");
     // A line that is valid again goes through.
     a.send("still here");
@@ -311,7 +311,7 @@ fn unknown_command_and_invalid_utf8_are_errors_and_the_connection_stays() {
 
     // At the name prompt, invalid UTF-8 is an error and the question again.
     let mut c = User::at_prompt(&server, 4);
-    c.send_raw(b"\xff\xfe\n");
+    c.send_raw(b"\xfe\xfd\n");
     c.expect_prefix("! ");
     c.expect(ASK_AGAIN);
     c.send("cy");
@@ -374,9 +374,10 @@ fn control_characters_are_removed_before_relaying() {
     let mut server = Server::builder().no_echo().start();
     let [mut a, mut b] = room(&server, ["ann", "ben"]);
 
-    // ESC sequences (CSI, OSC), BEL, BS, CR inside the line, DEL, and C1
-    // (U+009B CSI, U+0085 NEL); tab is kept.
-    a.send("\x1b[31mred\x1b[0m \x1b]0;owned\x07title back\x08space cr\rin del\x7f c1\u{9b}2J\u{85}nel tab\tkept");
+    // ESC sequences (CSI, OSC), BEL, VT, FF, US, and C1 (U+009B CSI,
+    // U+0085 NEL); tab is kept. (BS, DEL and CR edit and end lines:
+    // tests/telnet.rs.)
+    a.send("\x1b[31mred\x1b[0m \x1b]0;owned\x07title back\x0bspace cr\x0cin del\x1f c1\u{9b}2J\u{85}nel tab\tkept");
     b.expect("ann: [31mred[0m ]0;ownedtitle backspace crin del c12Jnel tab\tkept");
     a.send("/msg ben \x1b[2J\x1b[Hwiped?");
     b.expect("* ann whispers: [2J[Hwiped?");
@@ -809,21 +810,23 @@ fn hostile_text_and_names_cannot_forge_log_lines_or_keys() {
     let hostile = "x reason=exit conn=999 \"quoted\\\" \x1b[31m cr\r end";
 
     // As chat text, a whisper, a command, a name candidate and a new name.
-    a.send(hostile);
+    // (Typed, a CR ends the line, so VT stands in for it there.)
+    let typed = &hostile.replace('\r', "\x0b");
+    a.send(typed);
     b.expect("ann: x reason=exit conn=999 \"quoted\\\" [31m cr end");
-    a.send(&format!("/msg ben {hostile}"));
+    a.send(&format!("/msg ben {typed}"));
     b.expect("* ann whispers: x reason=exit conn=999 \"quoted\\\" [31m cr end");
-    a.send(&format!("/nick {hostile}"));
+    a.send(&format!("/nick {typed}"));
     a.expect_prefix("! ");
-    a.send(&format!("/{hostile}"));
+    a.send(&format!("/{typed}"));
     a.expect_prefix("! ");
     let mut c = User::at_prompt(&server, 4);
     for name in [
         "x=y",
         "\"q\"",
-        "a\rb",
+        "a\x0bb",
         "\x1b[31m",
-        "n\r2026-01-01T00:00:00.000Z INFO  stop reason=console",
+        "n\x0b2026-01-01T00:00:00.000Z INFO  stop reason=console",
     ] {
         c.send(name);
         c.expect_prefix("! ");

@@ -192,7 +192,8 @@ fn typing_exit_ends_the_echo_session_cleanly() {
         Input::Pipe(b"one\nexit\ntwo\n".to_vec()),
     );
     assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
-    assert_eq!(run.stdout, b"one\n", "stderr:\n{}", run.stderr);
+    // The server echoes the exit line like any other, then closes.
+    assert_eq!(run.stdout, b"one\nexit\n", "stderr:\n{}", run.stderr);
     assert!(run.stderr.contains("you typed 'exit'"), "{}", run.stderr);
     // The server saw the exit word (not just our FIN).
     let line = server.wait_log("disconnect with reason=exit", |e| {

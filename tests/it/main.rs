@@ -51,6 +51,8 @@ mod hardening;
 mod limits;
 mod load;
 mod log;
+mod log_files;
+mod log_reader;
 mod names;
 mod ports;
 mod stop;

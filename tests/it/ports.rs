@@ -147,7 +147,7 @@ fn restart_on_the_same_port_despite_time_wait() {
     // The exit word makes the server close first, so its side of the
     // connection (on `port`) goes to TIME_WAIT.
     s.write_all(b"exit\n").unwrap();
-    assert!(read_to_eof(&mut s).is_empty());
+    assert_eq!(read_to_eof(&mut s), b"exit\n", "the exit line is echoed");
     first.signal(libc::SIGTERM);
     assert_eq!(first.wait_exit().code(), Some(0));
     let second = Server::builder()

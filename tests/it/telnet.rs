@@ -16,7 +16,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 
-use crate::common::*;
+use crate::common::{DEADLINE, Server, read_exact, read_line};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 const GREETING: &str = "* welcome to echochat; what is your name?";
