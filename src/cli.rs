@@ -232,11 +232,48 @@ impl ClientArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LoadCommand {
-    /// Closed-loop ping-pong against the echo service, verifying every byte.
+    /// Echo round trips, every byte verified: closed loop, or open loop at --rate.
+    #[command(after_long_help = LOAD_REPORT_HELP)]
     Echo(LoadEchoArgs),
     /// Chat users at a fixed message rate, measuring delivery latency.
+    #[command(after_long_help = LOAD_REPORT_HELP)]
     Chat(LoadChatArgs),
+    /// Open a connection, make one verified round trip, let the server close; again and again.
+    #[command(after_long_help = LOAD_REPORT_HELP)]
+    Connect(LoadConnectArgs),
 }
+
+/// What the summary's counters mean (`echochat load echo --help`).
+const LOAD_REPORT_HELP: &str = "\
+The summary (or --json):
+  connections   sessions made (echo: connected; chat: joined the room), and
+                failed ones by cause: refused (nothing listening), reset,
+                timed_out (no answer within 5 s, or still connecting when
+                half of --duration had passed), full (the server said
+                '! server full, try again later'), out_of_descriptors,
+                out_of_ports, closed (the server closed before the session
+                started), other. connected + failed = --clients.
+  served        echo connections that completed at least one round trip.
+  messages      echo: round trips completed; chat: messages sent;
+                connect: cycles completed (connect, round trip, close).
+  msgs/s        per second of the load phase (ramp and drain excluded).
+  MiB/s         sent = bytes written to the server; received = bytes read.
+  latency ms    mean, standard deviation and percentiles. Echo closed loop:
+                send to reply; open loop (--rate): from when each message was
+                DUE, so a stalled server cannot hide its stall; chat: send to
+                delivery at each other user; connect: connect start (or due
+                time) to the verified reply.
+  rate          open loop: asked, achieved, how far short (percent), and
+                sends that came due but never started.
+  unanswered    echo messages still in flight when the 2 s drain ended.
+  delivered     chat: lines received by other users, of messages x (users-1)
+                expected, as a percentage.
+  `!` lines     chat: error lines the server sent our users.
+  other clients chat: lines of users not in this run (ignored, not errors).
+  generator     CPU the load threads used from the load's start to the end
+                of the drain, and per message (chat: per line received).
+Exit status: 0 for a clean run; 1 with an 'error:' line when no connection
+could be made or any reply failed verification; 2 for a bad option.";
 
 /// Options every load scenario shares.
 #[derive(Debug, Clone, Args)]
@@ -244,20 +281,20 @@ pub struct LoadCommon {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Server port [default: 7000 for echo, 7100 for chat].
+    /// Server port [default: 7000 for echo and connect, 7100 for chat].
     #[arg(long)]
     pub port: Option<u16>,
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 50, value_name = "N")]
+    /// Concurrent connections (connect: at most this many open at once).
+    #[arg(long, default_value_t = 50, value_name = "N", value_parser = at_least_one)]
     pub clients: usize,
-    /// How long to drive the load after the connections are up.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    /// How long the run lasts, connecting included (at most half of it is spent connecting).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = load_duration)]
     pub duration: HumanDuration,
     /// Event-loop threads driving the connections.
-    #[arg(long, default_value_t = 1, value_name = "T")]
+    #[arg(long, default_value_t = 1, value_name = "T", value_parser = at_least_one)]
     pub threads: usize,
-    /// Connects in flight at once during the ramp.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    /// Connects in flight at once while connecting.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = at_least_one)]
     pub connect_burst: usize,
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
@@ -268,9 +305,12 @@ pub struct LoadCommon {
 pub struct LoadEchoArgs {
     #[command(flatten)]
     pub common: LoadCommon,
-    /// Bytes per message.
-    #[arg(long, default_value = "1KiB", value_name = "SIZE")]
+    /// Bytes per message (1 byte to 16MiB).
+    #[arg(long, default_value = "1KiB", value_name = "SIZE", value_parser = load_size)]
     pub size: Size,
+    /// Open loop: this many messages a second over all clients, latency from each one's due time.
+    #[arg(long, value_name = "MSGS_PER_SEC", value_parser = load_rate)]
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -278,7 +318,7 @@ pub struct LoadChatArgs {
     #[command(flatten)]
     pub common: LoadCommon,
     /// Messages per second sent by each user.
-    #[arg(long, default_value_t = 1.0, value_name = "MSGS_PER_SEC")]
+    #[arg(long, default_value_t = 1.0, value_name = "MSGS_PER_SEC", value_parser = load_rate)]
     pub rate: f64,
 }
 
@@ -309,6 +349,58 @@ pub struct LogArgs {
     /// Print a summary instead of lines: connections, bytes, peers, traffic per second, warnings.
     #[arg(long, conflicts_with = "follow")]
     pub summary: bool,
+}
+
+/// Options of `echochat load connect`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadConnectArgs {
+    #[command(flatten)]
+    pub common: LoadCommon,
+    /// Connects per second over all threads [default: as fast as --clients at once allow].
+    #[arg(long, value_name = "CONNS_PER_SEC", value_parser = load_rate)]
+    pub rate: Option<f64>,
+    /// The server's --exit-word: sent after the verified line, so the server closes first
+    /// (its side keeps TIME_WAIT, not ours); '' to close from our side instead.
+    #[arg(long, default_value = "exit", value_name = "WORD")]
+    pub exit_word: String,
+}
+
+/// A count of at least 1 (`--clients`, `--threads`, `--connect-burst`).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
+/// A load `--duration`: a run of zero length measures nothing.
+fn load_duration(s: &str) -> Result<HumanDuration, String> {
+    let d: HumanDuration = s.parse().map_err(|e: ParseError| e.to_string())?;
+    if d.0.is_zero() {
+        return Err("must be longer than 0 (e.g. 500ms, 10s, 1m)".into());
+    }
+    Ok(d)
+}
+
+/// A load message `--size`: 1 byte to the generator's largest message.
+fn load_size(s: &str) -> Result<Size, String> {
+    let size: Size = s.parse().map_err(|e: ParseError| e.to_string())?;
+    let max = crate::load::MAX_MESSAGE_BYTES;
+    if size.0 == 0 || size.0 > max {
+        return Err(format!("must be between 1 byte and {}MiB", max >> 20));
+    }
+    Ok(size)
+}
+
+/// A load `--rate`: a positive number of messages (or connects) a second.
+fn load_rate(s: &str) -> Result<f64, String> {
+    const MAX: f64 = 10_000_000.0;
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= MAX => Ok(r),
+        Ok(_) => Err(format!("must be above 0 and at most {MAX}")),
+        Err(_) => Err(format!("'{s}' is not a number")),
+    }
 }
 
 /// A log level name as the contract spells it.

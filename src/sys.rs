@@ -17,6 +17,8 @@
 //!   registration (mio, edge-triggered) is only what wakes the loop.
 //! - **the descriptor limit** ([`raise_nofile_limit`]): every connection is
 //!   a descriptor.
+//! - **the thread's CPU clock** ([`thread_cpu_time`]), for the load
+//!   generator's report of its own cost.
 //! - **integer socket options** ([`set_int_sockopt`]) that `socket2` does
 //!   not cover (`TCP_INQ`, `IP_BIND_ADDRESS_NO_PORT`).
 
@@ -168,6 +170,23 @@ pub fn set_int_sockopt(
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`), so a
+/// load run can say what the generator itself cost per message.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the struct we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 #[cfg(test)]

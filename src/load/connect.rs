@@ -1,11 +1,16 @@
 //! Getting connections up: the preflight (descriptor limit, ephemeral port
 //! range, source addresses) and the non-blocking connect itself.
 //!
-//! A connect is started here and finished by the worker's event loop: the
-//! socket becomes writable when the handshake ends, and then `SO_ERROR`
-//! (`take_error`) says whether it worked (mio's `TcpStream::connect` docs
-//! describe the same dance). Every failure is classified by
-//! [`ConnectCause`], never fatal. Read `echo.rs` or `chat.rs` next.
+//! A connect is started here and finished by the worker's event loop
+//! (`worker.rs`): the socket becomes writable when the handshake ends, and
+//! then `SO_ERROR` (`take_error`) says whether it worked (mio's
+//! `TcpStream::connect` docs describe the same dance). Every failure is
+//! classified by [`ConnectCause`], never fatal.
+//!
+//! The raw system calls the load generator needs (the descriptor limit, an
+//! int socket option, a thread's CPU clock) are together at the end of this
+//! file, so they can move to one shared home for syscall helpers unchanged.
+//! Read `worker.rs` next.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -18,6 +23,16 @@ use super::stats::ConnectCause;
 
 /// The most loopback source addresses we spread over (127.0.0.1 ..= .254).
 const MAX_SOURCE_ADDRS: usize = 254;
+
+/// Descriptors kept back from `--clients`: stdio, the progress thread, and
+/// slack for whatever the runtime opens (`/proc` reads, DNS).
+const RESERVED_FDS: u64 = 16;
+
+/// Descriptors a run may spend on connections: the limit, less the
+/// reserve and one epoll instance per thread.
+pub fn descriptor_budget(nofile: u64, threads: usize) -> u64 {
+    nofile.saturating_sub(RESERVED_FDS + threads as u64)
+}
 
 /// Where to connect and from where; shared read-only by all threads.
 #[derive(Debug, Clone)]
@@ -49,7 +64,6 @@ pub struct Preflight {
     /// `/proc/sys/net/ipv4/ip_local_port_range`, if readable.
     pub port_range: Option<(u16, u16)>,
     pub sources: Vec<IpAddr>,
-    pub clients: usize,
 }
 
 impl Preflight {
@@ -74,14 +88,6 @@ impl Preflight {
                 self.sources.len()
             )),
         }
-        // Each connection is one descriptor; the epoll instances, stdio and
-        // the progress thread need a few more.
-        if self.clients as u64 + 32 > self.nofile {
-            s.push_str(&format!(
-                "; warning: {} clients need more descriptors than the limit, the rest will fail as out_of_descriptors",
-                self.clients
-            ));
-        }
         s
     }
 }
@@ -96,9 +102,27 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
 }
 
 /// Raise the descriptor limit, read the port range, and decide the source
-/// addresses for `clients` connections to `addr`.
-pub fn preflight(addr: SocketAddr, clients: usize) -> (Preflight, Target) {
-    let (nofile_before, nofile) = raise_nofile();
+/// addresses for `clients` connections to `addr` from `threads` threads.
+///
+/// # Errors
+/// `clients` connections do not fit the descriptor limit even after
+/// raising it: the run is refused before it starts, rather than half of it
+/// failing as `out_of_descriptors` (or running long past `--duration`).
+pub fn preflight(
+    addr: SocketAddr,
+    clients: usize,
+    threads: usize,
+) -> Result<(Preflight, Target), Error> {
+    let limit = crate::sys::raise_nofile_limit();
+    let (nofile_before, nofile) = (limit.before, limit.now);
+    let budget = descriptor_budget(nofile, threads);
+    if nofile > 0 && clients as u64 > budget {
+        return Err(Error::new(format!(
+            "--clients {clients} needs {clients} descriptors, but the descriptor limit is {nofile} \
+             (at most {budget} connections after stdio and the event loops); \
+             raise it (ulimit -n, up to the hard limit) or use --clients {budget} or fewer"
+        )));
+    }
     let port_range = read_port_range();
     let sources = plan_sources(addr, clients, port_range);
     let pre = Preflight {
@@ -106,35 +130,8 @@ pub fn preflight(addr: SocketAddr, clients: usize) -> (Preflight, Target) {
         nofile_before,
         port_range,
         sources: sources.clone(),
-        clients,
     };
-    (pre, Target { addr, sources })
-}
-
-/// Raise the soft `RLIMIT_NOFILE` to the hard limit: each connection is a
-/// descriptor, and the default soft limit (often 1024) is far below what a
-/// load run needs. Returns (before, after).
-fn raise_nofile() -> (u64, u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return (0, 0);
-    }
-    let before: u64 = lim.rlim_cur;
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the struct we own.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return (before, lim.rlim_max);
-        }
-    }
-    (before, before)
+    Ok((pre, Target { addr, sources }))
 }
 
 fn read_port_range() -> Option<(u16, u16)> {
@@ -206,18 +203,14 @@ pub fn start(target: &Target, i: usize) -> Result<mio::net::TcpStream, ConnectCa
     if let Some(src) = target.source_for(i) {
         // IP_BIND_ADDRESS_NO_PORT: reserve the port at connect time, per
         // (source, destination) pair, instead of at bind time, where a port
-        // would be taken for every destination at once.
-        let one: libc::c_int = 1;
-        // SAFETY: setsockopt on a socket we own, reading a c_int we own.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_BIND_ADDRESS_NO_PORT,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        // would be taken for every destination at once. Best effort: without
+        // it, binding still works, with fewer ports.
+        let _ = crate::sys::set_int_sockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            1,
+        );
         sock.bind(&SockAddr::from(SocketAddr::new(src, 0)))
             .map_err(fail)?;
     }
@@ -247,6 +240,26 @@ pub fn finish(stream: &mio::net::TcpStream) -> Result<bool, ConnectCause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_many_clients_are_refused_before_starting() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let err = preflight(addr, usize::MAX / 2, 1).unwrap_err().to_string();
+        assert!(err.starts_with("--clients "), "{err}");
+        assert!(err.contains("descriptor limit"), "{err}");
+        assert_eq!(descriptor_budget(40, 2), 22);
+        assert_eq!(descriptor_budget(4, 2), 0);
+    }
+
+    #[test]
+    fn thread_cpu_time_moves_forward() {
+        let t0 = crate::sys::thread_cpu_time();
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(crate::sys::thread_cpu_time() > t0, "{x}");
+    }
 
     #[test]
     fn port_range_parses() {

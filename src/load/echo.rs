@@ -1,59 +1,49 @@
-//! `echochat load echo`: one thread's event loop of closed-loop ping-pong.
+//! `echochat load echo`: ping-pong against the echo service, every reply
+//! verified byte for byte.
 //!
 //! Each connection sends a message of `--size` bytes, reads until exactly
-//! that many bytes came back, compares them byte for byte with what it
-//! sent, records the round-trip time, and sends the next one. The loop is
-//! lean on purpose, so the load generator is never the bottleneck: in
-//! steady state a message costs one `send` and one `recv`.
+//! that many bytes came back, compares them with what it sent, and records
+//! the latency. Then:
+//!
+//! - **closed loop** (no `--rate`): it sends the next message at once, so
+//!   latency is simply send to reply;
+//! - **open loop** (`--rate R`): message `k` of each connection is *due* at
+//!   a fixed time (`schedule.rs`, R messages a second over all clients).
+//!   A connection whose reply is late sends its overdue messages as soon as
+//!   it can, back to back, and each one's latency is measured from when it
+//!   was due, not when it went out (wrk2's method), so a server that stalls
+//!   for 200 ms shows 200 ms in the percentiles instead of just receiving
+//!   fewer messages. Messages that came due but were never sent are
+//!   counted in `not_started`; the shortfall of the achieved rate is in the
+//!   report.
+//!
+//! The loop is lean on purpose, so the load generator is never the
+//! bottleneck: in steady state a message costs one `send` and one `recv`.
 //!
 //! - The reply is read into a buffer sized to what is still missing. A read
 //!   that returns fewer bytes than asked drained the socket, so with mio's
 //!   edge-triggered epoll no second "until `WouldBlock`" read is needed: the
 //!   next arriving bytes raise a new edge.
 //! - A read that completes the message is not followed by another read
-//!   either: the protocol is closed-loop, so nothing more can arrive until
-//!   the next message is sent — which happens right away, in the same turn.
+//!   either: one message is in flight per connection, so nothing more can
+//!   arrive until the next message is sent.
 //! - Each message is a window of a random pattern at a per-(connection,
 //!   sequence) offset, stamped with both, so a reply from another
-//!   connection or an older message never compares equal. Every byte has its high bit set: no `\n`, so the echo
-//!   service's exit word can never appear and nothing is held back.
+//!   connection or an older message never compares equal. Every byte has
+//!   its high bit set: no `\n`, so the echo service's exit word can never
+//!   appear and nothing is held back.
 //!
-//! Read `mod.rs` for how the threads are started and merged, `connect.rs`
-//! for the connect ramp.
+//! Read `worker.rs` for the loop that drives this, `chat.rs` for a
+//! scenario with a handshake.
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::sync::atomic::Ordering;
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-use mio::{Events, Poll, Token};
+use super::schedule::Schedule;
+use super::worker::{Core, Ready, Scenario, Why, write_some};
 
-use super::connect::{self, Target};
-use super::progress::Shared;
-use super::stats::{ConnectCause, Stats};
-use super::{DRAIN, Error, Plan, ThreadResult, poll_once};
-
-/// Where one connection is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Not started yet (the ramp has not reached it).
-    Waiting,
-    /// Connect in flight; fails as timed out at the deadline.
-    Connecting { deadline: Instant },
-    /// Connected, no message in flight.
-    Idle,
-    /// A message is in flight.
-    Busy,
-    /// Failed or closed; never used again.
-    Closed,
-}
-
-struct Conn {
-    /// Global client index: seeds the message content.
-    id: u64,
-    state: State,
-    stream: Option<TcpStream>,
+/// One connection's message in flight.
+pub struct Conn {
     /// The message in flight (what the reply must equal).
     out: Box<[u8]>,
     /// Bytes of `out` written so far.
@@ -62,297 +52,73 @@ struct Conn {
     inp: Box<[u8]>,
     /// Bytes of the reply received so far.
     got: usize,
+    /// Messages started so far (the next one's sequence number is `seq + 1`).
     seq: u64,
-    sent_at: Instant,
-    /// At least one reply completed: a close before that means the server
-    /// turned the session down (e.g. `! server full`), a connect failure.
-    answered: bool,
+    /// Open loop: messages that have come due so far.
+    due_count: u64,
+    /// When the message in flight was due (closed loop: when it was sent).
+    due: Instant,
+    /// A message is in flight.
+    busy: bool,
 }
 
-/// Why a connection is being closed.
-enum CloseKind {
-    Eof,
-    Error(io::Error),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Ramp,
-    WaitOthers,
-    Load,
-    Drain,
-}
-
-struct Worker<'a> {
-    target: &'a Target,
-    shared: &'a Shared,
+/// One thread's echo scenario.
+pub struct Echo {
     size: usize,
-    conns: Vec<Conn>,
-    stats: Stats,
-    phase: Phase,
-    /// Connects in flight, and the ramp's bound on them.
-    in_flight: usize,
-    burst: usize,
-    next_start: usize,
-    /// Messages in flight (conns in `Busy`).
-    busy: usize,
-    /// New messages are sent only before this instant.
-    load_end: Instant,
-    /// Round trips not yet added to the shared progress counter.
-    unreported: u64,
-    poll: Poll,
     /// Random bytes every message is cut from (see `fill_message`).
     pattern: Vec<u8>,
+    /// Messages in flight over the thread's connections.
+    busy: usize,
+    /// Open loop: when each connection's messages are due.
+    schedule: Option<Schedule>,
 }
 
-/// How long a connect may take before it counts as timed out.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Run one thread's share of the connections.
-pub fn run_thread(
-    target: &Target,
-    plan: Plan,
-    size: usize,
-    shared: &Shared,
-) -> Result<ThreadResult, Error> {
-    let poll =
-        Poll::new().map_err(|e| Error::new(format!("cannot create a poll instance: {e}")))?;
-    let now = Instant::now();
-    let conns = plan
-        .clients
-        .iter()
-        .map(|&id| Conn {
-            id: id as u64,
-            state: State::Waiting,
-            stream: None,
-            out: Box::new([]),
-            sent: 0,
-            inp: Box::new([]),
-            got: 0,
-            seq: 0,
-            sent_at: now,
-            answered: false,
-        })
-        .collect();
-    let mut w = Worker {
-        target,
-        shared,
-        size,
-        conns,
-        stats: Stats::new(),
-        phase: Phase::Ramp,
-        in_flight: 0,
-        burst: plan.burst.max(1),
-        next_start: 0,
-        busy: 0,
-        load_end: now,
-        unreported: 0,
-        poll,
-        pattern: make_pattern(size, 0x5EED ^ size as u64),
-    };
-    w.run(plan.started, plan.duration)
-}
-
-impl Worker<'_> {
-    fn run(&mut self, started: Instant, duration: Duration) -> Result<ThreadResult, Error> {
-        let mut events = Events::with_capacity(1024);
-        let mut result = ThreadResult::default();
-        let mut load_start = started;
-        let mut drain_end = started;
-        let mut connect_deadlines = VecDeque::new();
-        loop {
-            let now = Instant::now();
-            let timeout = match self.phase {
-                Phase::Ramp => {
-                    self.start_connects(now, &mut connect_deadlines);
-                    self.expire_connects(now, &mut connect_deadlines);
-                    if self.next_start == self.conns.len() && self.in_flight == 0 {
-                        result.ramp = started.elapsed();
-                        self.phase = Phase::WaitOthers;
-                        self.shared.ready_threads.fetch_add(1, Ordering::AcqRel);
-                        continue;
-                    }
-                    connect_deadlines
-                        .front()
-                        .map_or(Duration::from_millis(50), |(d, _)| {
-                            d.saturating_duration_since(now)
-                        })
-                }
-                Phase::WaitOthers => {
-                    if self.shared.all_ready() {
-                        if Shared::get(&self.shared.connected) == 0 {
-                            // Nothing to drive anywhere: report the ramp.
-                            break;
-                        }
-                        load_start = Instant::now();
-                        self.load_end = load_start + duration;
-                        self.phase = Phase::Load;
-                        self.send_first_messages(load_start);
-                        continue;
-                    }
-                    Duration::from_millis(5)
-                }
-                Phase::Load => {
-                    if now >= self.load_end {
-                        result.load = now - load_start;
-                        self.phase = Phase::Drain;
-                        drain_end = now + DRAIN;
-                        continue;
-                    }
-                    self.load_end - now
-                }
-                Phase::Drain => {
-                    if self.busy == 0 || now >= drain_end {
-                        break;
-                    }
-                    drain_end - now
-                }
-            };
-            poll_once(&mut self.poll, &mut events, timeout)?;
-            for ev in events.iter() {
-                let hup = ev.is_read_closed() || ev.is_error();
-                self.on_event(ev.token().0, ev.is_readable() || hup, ev.is_writable(), hup);
-            }
-            Shared::add(&self.shared.messages, std::mem::take(&mut self.unreported));
-        }
-        self.stats.incomplete = self.busy as u64;
-        self.stats.served = self.conns.iter().filter(|c| c.answered).count() as u64;
-        result.stats = std::mem::take(&mut self.stats);
-        Ok(result)
-    }
-
-    /// Keep up to `burst` connects in flight.
-    fn start_connects(&mut self, now: Instant, deadlines: &mut VecDeque<(Instant, usize)>) {
-        while self.in_flight < self.burst && self.next_start < self.conns.len() {
-            let i = self.next_start;
-            self.next_start += 1;
-            let id = self.conns[i].id as usize;
-            match connect::start_registered(self.target, id, self.poll.registry(), Token(i)) {
-                Ok(stream) => {
-                    let deadline = now + CONNECT_TIMEOUT;
-                    let c = &mut self.conns[i];
-                    c.stream = Some(stream);
-                    c.state = State::Connecting { deadline };
-                    deadlines.push_back((deadline, i));
-                    self.in_flight += 1;
-                }
-                Err(cause) => self.connect_failed(i, cause),
-            }
+impl Echo {
+    /// `size`-byte messages; open loop at `rate` messages a second over
+    /// `clients_total` connections when `rate` is given. `ids` are this
+    /// thread's clients.
+    pub fn new(size: usize, rate: Option<f64>, clients_total: usize, ids: Vec<usize>) -> Echo {
+        let schedule = rate.map(|rate| {
+            // Each connection sends every `clients / rate` seconds.
+            let period = Duration::from_secs_f64(clients_total as f64 / rate);
+            Schedule::new(period, clients_total, ids)
+        });
+        Echo {
+            size,
+            pattern: make_pattern(size, 0x5EED ^ size as u64),
+            busy: 0,
+            schedule,
         }
     }
 
-    /// Connects still in flight at their deadline fail as timed out. All
-    /// deadlines are start + the same timeout, so the queue is in order.
-    fn expire_connects(&mut self, now: Instant, deadlines: &mut VecDeque<(Instant, usize)>) {
-        while let Some(&(deadline, i)) = deadlines.front() {
-            if deadline > now {
-                break;
-            }
-            deadlines.pop_front();
-            // The entry is stale if that connect already finished.
-            if self.conns[i].state == (State::Connecting { deadline }) {
-                self.in_flight -= 1;
-                self.connect_failed(i, ConnectCause::TimedOut);
-            }
-        }
-    }
-
-    fn connect_failed(&mut self, i: usize, cause: ConnectCause) {
-        self.conns[i].state = State::Closed;
-        self.conns[i].stream = None;
-        self.stats.connect_failed(cause);
-        Shared::add(&self.shared.failed, 1);
-    }
-
-    /// `hup`: the event also reported FIN or an error, which, unlike new
-    /// bytes, raises no further edge once this one is consumed.
-    fn on_event(&mut self, i: usize, readable: bool, writable: bool, hup: bool) {
-        let Some(c) = self.conns.get(i) else { return };
-        match c.state {
-            State::Connecting { .. } => {
-                self.finish_connect(i);
-                // The server may talk first and close (`! server full`)
-                // before we see the connect finish: this edge carries both.
-                if readable && self.conns[i].state == State::Idle {
-                    self.read_unsolicited(i);
-                }
-            }
-            State::Idle if readable => self.read_unsolicited(i),
-            State::Busy => {
-                if writable && c.sent < self.size {
-                    self.write_out(i);
-                }
-                if readable && self.conns[i].state == State::Busy {
-                    self.read_in(i, hup);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn finish_connect(&mut self, i: usize) {
-        let Some(stream) = self.conns[i].stream.as_ref() else {
-            return;
-        };
-        match connect::finish(stream) {
-            Ok(false) => {}
-            Ok(true) => {
-                self.in_flight -= 1;
-                let c = &mut self.conns[i];
-                c.state = State::Idle;
-                c.out = vec![0; self.size].into_boxed_slice();
-                c.inp = vec![0; self.size].into_boxed_slice();
-                self.stats.connected += 1;
-                Shared::add(&self.shared.connected, 1);
-            }
-            Err(cause) => {
-                self.in_flight -= 1;
-                self.connect_failed(i, cause);
-            }
-        }
-    }
-
-    fn send_first_messages(&mut self, now: Instant) {
-        for i in 0..self.conns.len() {
-            if self.conns[i].state == State::Idle {
-                self.start_message(i, now);
-            }
-        }
-    }
-
-    /// Fill the next message and write it.
-    fn start_message(&mut self, i: usize, now: Instant) {
-        let c = &mut self.conns[i];
+    /// Fill the next message (due at `due`) and write it.
+    fn start_message(&mut self, core: &mut Core<'_, Conn>, i: usize, due: Instant) {
+        let client = core.slots[i].client as u64;
+        let c = &mut core.slots[i].conn;
         c.seq += 1;
-        fill_message(&mut c.out, &self.pattern, c.id, c.seq);
+        fill_message(&mut c.out, &self.pattern, client, c.seq);
         c.sent = 0;
         c.got = 0;
-        c.sent_at = now;
-        c.state = State::Busy;
+        c.due = due;
+        c.busy = true;
         self.busy += 1;
-        self.write_out(i);
+        self.write_out(core, i);
     }
 
     /// Write what is left of the message. A 1 KiB message fits the socket
     /// buffer, so this is one `send`; a big one continues on WRITABLE.
-    fn write_out(&mut self, i: usize) {
-        loop {
-            let c = &mut self.conns[i];
-            let Some(stream) = c.stream.as_mut() else {
-                return;
-            };
-            match stream.write(&c.out[c.sent..]) {
-                Ok(0) => return self.close(i, CloseKind::Eof),
-                Ok(n) => {
-                    c.sent += n;
-                    if c.sent == c.out.len() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.close(i, CloseKind::Error(e)),
+    fn write_out(&mut self, core: &mut Core<'_, Conn>, i: usize) {
+        let slot = &mut core.slots[i];
+        let c = &mut slot.conn;
+        let Some(stream) = slot.stream.as_mut() else {
+            return;
+        };
+        match write_some(stream, &c.out[c.sent..]) {
+            Ok(n) => {
+                c.sent += n;
+                core.stats.bytes_sent += n as u64;
             }
+            Err(why) => self.close(core, i, why),
         }
     }
 
@@ -360,19 +126,26 @@ impl Worker<'_> {
     /// that completes the message, is the last one until the next event —
     /// unless the event reported FIN or an error (`hup`): then read on to
     /// find it, since no new edge will announce it.
-    fn read_in(&mut self, i: usize, hup: bool) {
+    fn read_in(&mut self, core: &mut Core<'_, Conn>, i: usize, hup: bool) {
+        // `! server full` may come instead of the first reply.
+        let watch_full = !core.slots[i].is_answered();
         loop {
-            let c = &mut self.conns[i];
-            let Some(stream) = c.stream.as_mut() else {
+            let slot = &mut core.slots[i];
+            let c = &mut slot.conn;
+            let Some(stream) = slot.stream.as_mut() else {
                 return;
             };
             let want = c.inp.len() - c.got;
             match stream.read(&mut c.inp[c.got..]) {
-                Ok(0) => return self.close(i, CloseKind::Eof),
+                Ok(0) => return self.close(core, i, Why::Eof),
                 Ok(n) => {
+                    if watch_full {
+                        slot.full.feed(&c.inp[c.got..c.got + n]);
+                    }
                     c.got += n;
+                    core.stats.bytes_received += n as u64;
                     if c.got == c.inp.len() {
-                        return self.complete(i);
+                        return self.complete(core, i);
                     }
                     if n < want && !hup {
                         return;
@@ -380,81 +153,177 @@ impl Worker<'_> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.close(i, CloseKind::Error(e)),
+                Err(e) => return self.close(core, i, Why::Error(e)),
             }
         }
     }
 
-    /// Bytes while no message is in flight: before the load starts this is
+    /// Bytes while no message is in flight: before the first reply this is
     /// the server talking first (e.g. `! server full`, then FIN, which
     /// `close` counts as a refused session); after a reply it is more than
     /// was sent, a verification error. Read to `WouldBlock` to re-arm the
     /// edge.
-    fn read_unsolicited(&mut self, i: usize) {
+    fn read_unsolicited(&mut self, core: &mut Core<'_, Conn>, i: usize) {
+        let mut buf = [0u8; 256];
         loop {
-            let c = &mut self.conns[i];
-            let Some(stream) = c.stream.as_mut() else {
+            let Some(stream) = core.slots[i].stream.as_mut() else {
                 return;
             };
-            match stream.read(&mut c.inp[..]) {
-                Ok(0) => return self.close(i, CloseKind::Eof),
-                Ok(_) => {
-                    if c.answered {
-                        self.stats.verify_errors += 1;
+            match stream.read(&mut buf) {
+                Ok(0) => return self.close(core, i, Why::Eof),
+                Ok(n) => {
+                    core.stats.bytes_received += n as u64;
+                    let slot = &mut core.slots[i];
+                    if slot.is_answered() {
+                        core.stats.verify_errors += 1;
+                    } else {
+                        slot.full.feed(&buf[..n]);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.close(i, CloseKind::Error(e)),
+                Err(e) => return self.close(core, i, Why::Error(e)),
             }
         }
     }
 
-    /// A whole reply arrived: verify, record, send the next message.
-    fn complete(&mut self, i: usize) {
+    /// A whole reply arrived: verify, record, send the next message if one
+    /// is due (closed loop: always).
+    fn complete(&mut self, core: &mut Core<'_, Conn>, i: usize) {
         let now = Instant::now();
-        let c = &mut self.conns[i];
-        if c.inp != c.out {
-            self.stats.verify_errors += 1;
-        }
-        let rtt = now.saturating_duration_since(c.sent_at);
-        self.stats
-            .record_latency_us(u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX));
-        self.stats.messages += 1;
-        self.stats.bytes += c.inp.len() as u64;
-        self.unreported += 1;
-        c.answered = true;
+        let c = &mut core.slots[i].conn;
+        let ok = c.inp == c.out;
+        let latency = now.saturating_duration_since(c.due);
         c.got = 0;
-        c.state = State::Idle;
+        c.busy = false;
         self.busy -= 1;
-        if self.phase == Phase::Load && now < self.load_end {
-            self.start_message(i, now);
+        let (seq, due_count) = (c.seq, c.due_count);
+        let stats = &mut core.stats;
+        if !ok {
+            stats.verify_errors += 1;
+        }
+        stats.record_latency_us(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        stats.messages += 1;
+        stats.bytes += self.size as u64;
+        core.answered(i);
+        if !core.loading(now) {
+            return;
+        }
+        match &self.schedule {
+            None => self.start_message(core, i, now),
+            Some(s) if due_count > seq => {
+                let due = s.due_at(i, seq);
+                self.start_message(core, i, due);
+            }
+            Some(_) => {}
         }
     }
 
-    fn close(&mut self, i: usize, kind: CloseKind) {
-        let c = &mut self.conns[i];
-        let was_busy = c.state == State::Busy;
-        // Dropping the stream closes the descriptor, which also removes it
-        // from the epoll set.
-        c.stream = None;
-        c.state = State::Closed;
-        if was_busy {
+    fn close(&mut self, core: &mut Core<'_, Conn>, i: usize, why: Why) {
+        let c = &mut core.slots[i].conn;
+        if c.busy {
+            c.busy = false;
             self.busy -= 1;
         }
-        if !c.answered {
-            // The server ended the session before the first reply.
-            let cause = match &kind {
-                CloseKind::Eof => ConnectCause::Closed,
-                CloseKind::Error(e) => ConnectCause::of(e),
-            };
-            self.stats.connected -= 1;
-            self.shared.connected.fetch_sub(1, Ordering::Relaxed);
-            self.stats.connect_failed(cause);
-            Shared::add(&self.shared.failed, 1);
-        } else {
-            self.stats.io_errors += 1;
+        core.close(i, why);
+    }
+}
+
+impl Scenario for Echo {
+    type Conn = Conn;
+
+    fn new_conn(&mut self, _client: usize) -> Conn {
+        Conn {
+            out: Box::new([]),
+            sent: 0,
+            inp: Box::new([]),
+            got: 0,
+            seq: 0,
+            due_count: 0,
+            due: Instant::now(),
+            busy: false,
         }
+    }
+
+    fn on_connected(&mut self, core: &mut Core<'_, Conn>, i: usize, ready: Ready) {
+        core.session_up(i);
+        let c = &mut core.slots[i].conn;
+        c.out = vec![0; self.size].into_boxed_slice();
+        c.inp = vec![0; self.size].into_boxed_slice();
+        // The server may talk first and close (`! server full`) before we
+        // see the connect finish: this edge carries both.
+        if ready.readable {
+            self.read_unsolicited(core, i);
+        }
+    }
+
+    fn on_ready(&mut self, core: &mut Core<'_, Conn>, i: usize, ready: Ready) {
+        let c = &core.slots[i].conn;
+        if !c.busy {
+            if ready.readable {
+                self.read_unsolicited(core, i);
+            }
+            return;
+        }
+        if ready.writable && c.sent < self.size {
+            self.write_out(core, i);
+        }
+        if ready.readable && core.slots[i].conn.busy {
+            self.read_in(core, i, ready.hup);
+        }
+    }
+
+    fn on_load_start(&mut self, core: &mut Core<'_, Conn>, now: Instant) {
+        match &mut self.schedule {
+            Some(s) => s.start(now),
+            None => {
+                for i in 0..core.slots.len() {
+                    if core.slots[i].stream.is_some() {
+                        self.start_message(core, i, now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_wakeup(&self, _core: &Core<'_, Conn>) -> Option<Instant> {
+        self.schedule.as_ref().and_then(Schedule::next_due)
+    }
+
+    /// Open loop: each message that came due is sent now if its connection
+    /// is free, or as soon as the reply before it arrives.
+    fn on_wakeup(&mut self, core: &mut Core<'_, Conn>, now: Instant) {
+        while let Some((i, _round)) = self.schedule.as_mut().and_then(|s| s.pop_due(now)) {
+            if core.slots[i].stream.is_none() {
+                continue;
+            }
+            let c = &mut core.slots[i].conn;
+            c.due_count += 1;
+            if !c.busy
+                && let Some(s) = &self.schedule
+            {
+                let due = s.due_at(i, c.seq);
+                self.start_message(core, i, due);
+            }
+        }
+    }
+
+    fn drained(&self, _core: &Core<'_, Conn>) -> bool {
+        self.busy == 0
+    }
+
+    fn finish(
+        &mut self,
+        core: &mut Core<'_, Conn>,
+        _events: &mut mio::Events,
+    ) -> Result<(), super::Error> {
+        core.stats.incomplete = self.busy as u64;
+        core.stats.not_started = core
+            .slots
+            .iter()
+            .map(|s| s.conn.due_count.saturating_sub(s.conn.seq))
+            .sum();
+        Ok(())
     }
 }
 

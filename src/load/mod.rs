@@ -1,45 +1,47 @@
-//! The load generator `echochat load echo|chat`: many concurrent
+//! The load generator `echochat load echo|chat|connect`: many concurrent
 //! connections driven by mio event loops, every reply verified, latency in
 //! an hdrhistogram, a summary (or one JSON object) at the end.
 //!
-//! A run has four phases, the same in both scenarios:
-//! 1. **Preflight** (`connect.rs`): raise the descriptor limit, read the
-//!    ephemeral port range, decide whether to spread source addresses over
-//!    127.0.0.x; one line on stderr says what was found.
-//! 2. **Ramp**: each of `--threads` threads, with its own `Poll`, opens its
-//!    share of the connections with at most `--connect-burst` connects in
-//!    flight in total. A failed connect is counted by cause, never fatal.
-//! 3. **Load** for `--duration`, once every thread is ready (`echo.rs`:
-//!    closed-loop ping-pong; `chat.rs`: users at a fixed rate).
-//! 4. **Drain**: at most [`DRAIN`] for replies (echo) or deliveries (chat)
-//!    still under way; then the threads' [`Stats`](stats::Stats) are merged
-//!    into a [`Report`] (`report.rs`).
+//! How to read it:
+//! 1. `connect.rs` — the preflight (descriptor limit, ephemeral ports,
+//!    source addresses) and the non-blocking connect.
+//! 2. `worker.rs` — the one event loop every scenario runs on: the connect
+//!    ramp, the barrier, the load, the drain; and the [`Scenario`] trait
+//!    (on connected, on ready, on load start, next wakeup).
+//! 3. `echo.rs`, `chat.rs`, `churn.rs` (`load connect`) — the scenarios:
+//!    only what is theirs. `schedule.rs` says when each send of a
+//!    fixed-rate scenario is due (open-loop echo, chat, connect `--rate`).
+//! 4. `stats.rs`, `report.rs`, `progress.rs` — counting, the summary, the
+//!    live progress line.
 //!
-//! The run always ends within ramp + duration + drain; the ramp itself is
-//! bounded by the connect (and chat handshake) timeouts. A run whose
-//! connections all failed still exits 0 and reports the failures: the
-//! summary, not the exit code, is the result of a load test.
+//! A run lasts `--duration` from its start, ramp included (the ramp may
+//! take at most half of it; connects still under way then count as
+//! `timed_out`), plus at most [`DRAIN`] for replies still in flight.
 //!
-//! [`run_echo`] and [`run_chat`] return the report without printing it, so
-//! benchmarks can call them in-process.
+//! [`run`] prints the summary and sets the exit status; [`run_to_report`]
+//! returns the typed [`Report`] without printing anything, so benchmarks
+//! call exactly what users run.
 
 mod chat;
+mod churn;
 mod connect;
 mod echo;
 mod progress;
 mod report;
+mod schedule;
 mod stats;
+mod worker;
 
 use std::fmt;
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::cli::{LoadChatArgs, LoadCommand, LoadCommon, LoadEchoArgs};
+use crate::cli::{LoadChatArgs, LoadCommand, LoadCommon, LoadConnectArgs, LoadEchoArgs};
 
-pub use report::{ChatResult, Percentiles, Report, RunInfo};
+pub use report::{ChatResult, Latency, OpenLoop, Report, RunInfo};
 pub use stats::{ConnectCause, Stats};
+use worker::{Plan, Scenario, ThreadResult};
 
 /// How long, after the load phase, replies and deliveries still in flight
 /// are waited for.
@@ -47,15 +49,15 @@ pub const DRAIN: Duration = Duration::from_secs(2);
 
 /// Largest echo message: each connection holds two buffers of this size
 /// (what was sent, what came back), so this bounds the memory per client.
-const MAX_MESSAGE_BYTES: usize = 16 << 20;
+pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
 
 /// The echo service's first default port (DESIGN.md, `--echo-ports`).
 const DEFAULT_ECHO_PORT: u16 = 7000;
 /// The chat service's first default port.
 const DEFAULT_CHAT_PORT: u16 = 7100;
 
-/// Why a load run could not start or finish. Failed connects are not
-/// errors; they are counted in the report.
+/// Why a load run could not start or finish, or why it failed (exit 1).
+/// Failed connects alone are not errors; they are counted in the report.
 #[derive(Debug)]
 pub struct Error(String);
 
@@ -73,101 +75,151 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// One thread's share of the run.
-#[derive(Debug, Clone)]
-struct Plan {
-    /// Global client indices, `thread, thread + T, thread + 2T, ...`.
-    clients: Vec<usize>,
-    /// This thread's share of `--connect-burst`.
-    burst: usize,
-    duration: Duration,
-    /// When the run started (the ramp is measured from here).
-    started: Instant,
-}
-
-/// What one thread hands back.
-#[derive(Debug, Default)]
-struct ThreadResult {
-    stats: Stats,
-    /// Time from the run's start until this thread's connections were up.
-    ramp: Duration,
-    /// Length of this thread's load phase.
-    load: Duration,
-}
-
 /// `echochat load ...`: run the scenario, print the summary (or the JSON
 /// object) on stdout.
 ///
 /// # Errors
-/// Bad option values, an unresolvable host, or a failure to set up an
-/// event loop. Failed connects are reported, not errors.
+/// An unresolvable host, more clients than descriptors, a failure to set
+/// up an event loop; and, after the summary is printed, a run in which no
+/// connection could be made or a reply failed verification
+/// ([`Report::check`]).
 pub fn run(cmd: &LoadCommand) -> Result<(), Error> {
-    let (report, json) = match cmd {
-        LoadCommand::Echo(args) => (run_echo(args)?, args.common.json),
-        LoadCommand::Chat(args) => (run_chat(args)?, args.common.json),
-    };
-    if json {
+    let report = execute(cmd, true)?;
+    if common(cmd).json {
         println!("{}", report.to_json());
     } else {
         print!("{report}");
     }
-    Ok(())
+    report.check()
 }
 
-/// Closed-loop ping-pong against the echo service; see `echo.rs`.
+/// Run the scenario and return its report, printing nothing (no preflight
+/// line, no progress line): what benchmarks call.
 ///
 /// # Errors
-/// As [`run`].
-pub fn run_echo(args: &LoadEchoArgs) -> Result<Report, Error> {
+/// As [`run`], except that the report is returned whatever it says.
+pub fn run_to_report(cmd: &LoadCommand) -> Result<Report, Error> {
+    execute(cmd, false)
+}
+
+fn common(cmd: &LoadCommand) -> &LoadCommon {
+    match cmd {
+        LoadCommand::Echo(a) => &a.common,
+        LoadCommand::Chat(a) => &a.common,
+        LoadCommand::Connect(a) => &a.common,
+    }
+}
+
+/// `chatty`: print the preflight line, and the progress line on a
+/// terminal.
+fn execute(cmd: &LoadCommand, chatty: bool) -> Result<Report, Error> {
+    match cmd {
+        LoadCommand::Echo(args) => run_echo(args, chatty),
+        LoadCommand::Chat(args) => run_chat(args, chatty),
+        LoadCommand::Connect(args) => run_connect(args, chatty),
+    }
+}
+
+/// Round trips against the echo service; see `echo.rs`.
+fn run_echo(args: &LoadEchoArgs, chatty: bool) -> Result<Report, Error> {
     let size = args.size.as_usize();
-    if size == 0 || size > MAX_MESSAGE_BYTES {
+    if size == 0 || size as u64 > MAX_MESSAGE_BYTES {
         return Err(Error::new(format!(
             "--size must be between 1 byte and {}MiB",
             MAX_MESSAGE_BYTES >> 20
         )));
     }
-    drive(
-        &args.common,
-        "echo",
-        DEFAULT_ECHO_PORT,
-        size as u64,
-        None,
-        |t, plan, shared| echo::run_thread(t, plan, size, shared),
-    )
+    let clients = args.common.clients;
+    let rate = args.rate;
+    check_rate(rate)?;
+    let setup = Setup {
+        scenario: "echo",
+        default_port: DEFAULT_ECHO_PORT,
+        size: size as u64,
+        rate,
+        ramp: true,
+    };
+    drive(&args.common, &setup, chatty, |plan| {
+        echo::Echo::new(size, rate, clients, plan.clients.clone())
+    })
+}
+
+/// Connections opened, verified and closed, again and again; see
+/// `churn.rs`.
+fn run_connect(args: &LoadConnectArgs, chatty: bool) -> Result<Report, Error> {
+    let rate = args.rate;
+    check_rate(rate)?;
+    if args.exit_word.contains(['\n', '\r']) {
+        return Err(Error::new("--exit-word must be one line"));
+    }
+    let token = chat::run_token();
+    let setup = Setup {
+        scenario: "connect",
+        default_port: DEFAULT_ECHO_PORT,
+        size: 0,
+        rate,
+        ramp: false,
+    };
+    drive(&args.common, &setup, chatty, |plan| {
+        churn::Churn::new(
+            plan.thread,
+            plan.threads,
+            plan.clients.len(),
+            rate,
+            token,
+            &args.exit_word,
+        )
+    })
+}
+
+/// Rates come through clap's parser; callers that build the arguments
+/// themselves get the same check.
+fn check_rate(rate: Option<f64>) -> Result<(), Error> {
+    match rate {
+        Some(r) if !(r.is_finite() && r > 0.0) => {
+            Err(Error::new("--rate must be a number above 0"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Chat users sending `--rate` messages per second each; see `chat.rs`.
-///
-/// # Errors
-/// As [`run`].
-pub fn run_chat(args: &LoadChatArgs) -> Result<Report, Error> {
+fn run_chat(args: &LoadChatArgs, chatty: bool) -> Result<Report, Error> {
     let rate = args.rate;
-    if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
-        return Err(Error::new(
-            "--rate must be a number of messages per second above 0 (and at most 1000000)",
-        ));
-    }
+    check_rate(Some(rate))?;
     let token = chat::run_token();
     let clients = args.common.clients;
-    drive(
-        &args.common,
-        "chat",
-        DEFAULT_CHAT_PORT,
-        0,
-        Some(rate),
-        |t, plan, shared| chat::run_thread(t, plan, rate, clients, token, shared),
-    )
+    let setup = Setup {
+        scenario: "chat",
+        default_port: DEFAULT_CHAT_PORT,
+        size: 0,
+        rate: Some(rate),
+        ramp: true,
+    };
+    drive(&args.common, &setup, chatty, |plan| {
+        chat::Chat::new(rate, clients, plan.clients.clone(), token)
+    })
 }
 
-/// The frame both scenarios share: validate, preflight, spawn the threads,
-/// merge their stats.
-fn drive(
-    common: &LoadCommon,
+/// What a scenario tells [`drive`] about itself.
+struct Setup {
     scenario: &'static str,
     default_port: u16,
+    /// For the report: bytes per message (or round trip).
     size: u64,
-    chat_rate: Option<f64>,
-    thread_fn: impl Fn(&connect::Target, Plan, &progress::Shared) -> Result<ThreadResult, Error> + Sync,
+    /// For the report: the rate asked.
+    rate: Option<f64>,
+    /// The ramp opens `--clients` connections that the load then drives.
+    ramp: bool,
+}
+
+/// The frame every scenario shares: validate, preflight, spawn the threads
+/// (each builds its scenario with `make`), merge their results.
+fn drive<S: Scenario>(
+    common: &LoadCommon,
+    setup: &Setup,
+    chatty: bool,
+    make: impl Fn(&Plan) -> S + Sync,
 ) -> Result<Report, Error> {
     if common.clients == 0 {
         return Err(Error::new("--clients must be at least 1"));
@@ -178,35 +230,46 @@ fn drive(
     if common.connect_burst == 0 {
         return Err(Error::new("--connect-burst must be at least 1"));
     }
-    let port = common.port.unwrap_or(default_port);
+    let port = common.port.unwrap_or(setup.default_port);
     let addr = connect::resolve(&common.host, port)?;
-    let (pre, target) = connect::preflight(addr, common.clients);
-    eprintln!("{}", pre.line());
-
     let threads = common.threads.min(common.clients);
+    let (pre, target) = connect::preflight(addr, common.clients, threads)?;
+    if chatty {
+        eprintln!("{}", pre.line());
+    }
+
     let duration = common.duration.0;
     let started = Instant::now();
-    let shared = progress::Shared::new(threads);
-    let bar = progress::start_bar(Arc::clone(&shared), scenario, common.clients, duration);
+    let shared = progress::Shared::new(threads, chatty && progress::wanted());
+    let bar = progress::start_bar(
+        Arc::clone(&shared),
+        setup.scenario,
+        common.clients,
+        duration,
+    );
     let plans: Vec<Plan> = (0..threads)
         .map(|t| Plan {
+            thread: t,
+            threads,
             clients: (t..common.clients).step_by(threads).collect(),
+            ramp: setup.ramp,
             burst: (common.connect_burst / threads).max(1),
-            duration,
             started,
+            ramp_end: started + duration / 2,
+            load_end: started + duration,
         })
         .collect();
 
     let results: Vec<Result<ThreadResult, Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = plans
-            .into_iter()
+            .iter()
             .map(|plan| {
-                let (target, shared, f) = (&target, &*shared, &thread_fn);
+                let (target, shared, make) = (&target, &*shared, &make);
                 s.spawn(move || {
-                    let r = f(target, plan, shared);
+                    let r = worker::run_thread(make(plan), target, plan, shared);
                     if r.is_err() {
                         // Do not leave the other threads waiting for us at
-                        // the ramp barrier.
+                        // the barrier or in the drain.
                         shared.ready_threads.fetch_add(1, Ordering::AcqRel);
                         shared.sending_done.fetch_add(1, Ordering::AcqRel);
                     }
@@ -228,39 +291,29 @@ fn drive(
     }
 
     let mut stats = Stats::new();
-    let mut ramp = Duration::ZERO;
-    let mut load = Duration::ZERO;
+    let mut info = RunInfo {
+        scenario: setup.scenario,
+        target: addr.to_string(),
+        clients: common.clients,
+        threads,
+        size: setup.size,
+        rate: setup.rate,
+        load: Duration::ZERO,
+        ramp: Duration::ZERO,
+        ramp_cut: false,
+        busy: Duration::ZERO,
+        cpu: Duration::ZERO,
+    };
     for r in results {
         let r = r?;
         stats.merge(&r.stats);
-        ramp = ramp.max(r.ramp);
-        load = load.max(r.load);
+        info.ramp = info.ramp.max(r.ramp);
+        info.load = info.load.max(r.load);
+        info.busy = info.busy.max(r.busy);
+        info.ramp_cut |= r.ramp_cut;
+        info.cpu += r.cpu;
     }
-    let info = RunInfo {
-        scenario,
-        clients: common.clients,
-        threads,
-        size,
-        load,
-        ramp,
-        chat_rate,
-    };
     Ok(Report::new(&info, &stats))
-}
-
-/// One `poll`, retried on `EINTR` (a signal is not an error).
-fn poll_once(
-    poll: &mut mio::Poll,
-    events: &mut mio::Events,
-    timeout: Duration,
-) -> Result<(), Error> {
-    loop {
-        match poll.poll(events, Some(timeout)) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::new(format!("poll failed: {e}"))),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -314,13 +367,14 @@ mod tests {
                 json: true,
             },
             size: Size(size),
+            rate: None,
         }
     }
 
     #[test]
     fn echo_against_a_thread_server_verifies_everything() {
         let port = spawn_echo_server(8);
-        let r = run_echo(&echo_args(port, 8, 2, 3000)).unwrap();
+        let r = run_echo(&echo_args(port, 8, 2, 3000), false).unwrap();
         assert_eq!(r.connected, 8);
         assert_eq!(r.connect_errors, 0);
         assert!(r.messages > 8, "{r:?}");
@@ -336,11 +390,33 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         drop(l);
-        let r = run_echo(&echo_args(port, 5, 1, 16)).unwrap();
+        let r = run_echo(&echo_args(port, 5, 1, 16), false).unwrap();
         assert_eq!(r.connected, 0);
         assert_eq!(r.connect_errors, 5);
         assert_eq!(r.connect_errors_by_cause[0], (ConnectCause::Refused, 5));
         assert_eq!(r.messages, 0);
+    }
+
+    #[test]
+    fn connect_without_an_exit_word_closes_from_our_side() {
+        // This server knows no exit word: it closes when we send FIN.
+        let port = spawn_echo_server(10_000);
+        let mut common = echo_args(port, 2, 1, 16).common;
+        common.duration = HumanDuration(Duration::from_millis(500));
+        let args = LoadConnectArgs {
+            common,
+            rate: Some(100.0),
+            exit_word: String::new(),
+        };
+        let r = run_connect(&args, false).unwrap();
+        assert_eq!(r.scenario, "connect");
+        assert!((40..=60).contains(&r.connected), "{r:?}");
+        assert_eq!(r.messages, r.connected);
+        assert_eq!(r.connect_errors, 0, "{r:?}");
+        assert_eq!(r.verify_errors, 0, "{r:?}");
+        assert_eq!(r.latency_samples, r.connected);
+        assert!(r.open_loop.is_some());
+        assert!(r.check().is_ok());
     }
 
     /// A chat room: one thread per user, the protocol's handshake and
@@ -413,7 +489,7 @@ mod tests {
             },
             rate: 20.0,
         };
-        let r = run_chat(&args).unwrap();
+        let r = run_chat(&args, false).unwrap();
         assert_eq!(r.connected, 6, "{r:?}");
         assert_eq!(r.connect_errors, 0);
         let c = r.chat.as_ref().unwrap();

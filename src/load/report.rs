@@ -1,19 +1,26 @@
-//! The result of a load run: [`Report`], its human summary (stdout), and its
-//! `--json` object (the keys DESIGN.md names, plus a few more).
+//! The result of a load run: [`Report`], its human summary (stdout), its
+//! `--json` object (the keys DESIGN.md names, plus a few more), and
+//! [`Report::check`], which decides the exit status.
 //!
 //! Rates are per second of the load phase (after the ramp, before the
-//! drain), so a slow ramp does not dilute msgs/s.
+//! drain), so a slow ramp does not dilute msgs/s. Latency is kept in µs
+//! (the JSON keys say so) and shown in ms.
 
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use serde_json::json;
 
+use super::Error;
 use super::stats::{ConnectCause, Stats};
 
-/// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Percentiles {
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Latency over the run, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Latency {
+    pub mean: f64,
+    pub stdev: f64,
     pub p50: u64,
     pub p90: u64,
     pub p99: u64,
@@ -22,19 +29,29 @@ pub struct Percentiles {
 }
 
 /// What the run was asked to do and how long its phases took.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunInfo {
     pub scenario: &'static str,
+    /// The server's address, as connected to.
+    pub target: String,
+    /// Connections at once.
     pub clients: usize,
     pub threads: usize,
-    /// Echo: bytes per message. Chat: 0.
+    /// Echo: bytes per message. Connect: bytes per round trip. Chat: 0.
     pub size: u64,
+    /// Echo, connect: messages (connects) per second asked over all
+    /// clients, `None` for closed loop. Chat: messages per second per user.
+    pub rate: Option<f64>,
     /// Length of the load phase.
     pub load: Duration,
     /// Time until every connection was up or failed.
     pub ramp: Duration,
-    /// Chat: messages per second per user.
-    pub chat_rate: Option<f64>,
+    /// The ramp ran out of its share of `--duration`.
+    pub ramp_cut: bool,
+    /// Load phase plus drain, the longest thread's.
+    pub busy: Duration,
+    /// CPU time of the load threads over `busy`, summed.
+    pub cpu: Duration,
 }
 
 /// Chat-only results.
@@ -52,62 +69,87 @@ pub struct ChatResult {
     pub send_dropped: u64,
     pub server_errors: u64,
     pub foreign_lines: u64,
+    /// The generator's CPU per line received, in µs.
+    pub cpu_us_per_line: f64,
+}
+
+/// Open loop (echo, connect with `--rate`): what was asked and what came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenLoop {
+    /// Messages (or connects) per second asked over all clients.
+    pub rate: f64,
+    /// How far the achieved rate fell below `rate`, in percent (0 when it
+    /// was met).
+    pub shortfall_pct: f64,
+    /// Sends that came due but were never started before the load ended.
+    pub not_started: u64,
 }
 
 /// What a load run measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    /// `echo` or `chat`.
+    /// `echo`, `chat` or `connect`.
     pub scenario: &'static str,
+    pub target: String,
     pub clients: usize,
     pub threads: usize,
-    /// Echo: bytes per message. Chat: 0.
+    /// Echo: bytes per message. Connect: bytes per round trip. Chat: 0.
     pub size: u64,
+    /// Sessions made (connect: cycles completed).
     pub connected: u64,
     pub connect_errors: u64,
     /// Per cause, in [`ConnectCause::ALL`] order.
     pub connect_errors_by_cause: Vec<(ConnectCause, u64)>,
-    /// Echo: round trips completed. Chat: messages sent.
+    /// Echo: round trips completed. Chat: messages sent. Connect: cycles.
     pub messages: u64,
     pub msgs_per_sec: f64,
-    /// Echo: bytes echoed back. Chat: bytes delivered.
+    /// Verified payload: echoed back (echo, connect), delivered (chat).
     pub bytes: u64,
+    /// `bytes` per second, in MiB.
     pub mib_per_sec: f64,
-    pub latency_us: Percentiles,
+    /// Everything written to the server, per second, in MiB.
+    pub mib_per_sec_sent: f64,
+    /// Everything read from the server, per second, in MiB.
+    pub mib_per_sec_received: f64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub latency_us: Latency,
     /// Latency samples behind the percentiles.
     pub latency_samples: u64,
     pub verify_errors: u64,
     pub io_errors: u64,
     /// Echo: messages still unanswered when the drain ended.
     pub incomplete: u64,
-    /// Echo: connections that completed at least one round trip.
+    /// Connections that completed at least one round trip (echo) or joined
+    /// (chat).
     pub served: u64,
     /// Length of the load phase.
     pub duration_s: f64,
     /// Time from start until every connection was up or failed.
     pub ramp_s: f64,
+    /// The ramp ran out of its share of `--duration`.
+    pub ramp_cut: bool,
+    /// CPU the generator's threads used from the load's start to the end
+    /// of the drain.
+    pub generator_cpu_s: f64,
+    /// `generator_cpu_s` over that wall time, in percent of one core.
+    pub generator_cpu_pct: f64,
+    pub open_loop: Option<OpenLoop>,
     pub chat: Option<ChatResult>,
 }
 
 impl Report {
     /// Build the report from merged stats.
     pub fn new(info: &RunInfo, stats: &Stats) -> Report {
-        let RunInfo {
-            scenario,
-            clients,
-            threads,
-            size,
-            load,
-            ramp,
-            chat_rate,
-        } = *info;
-        let secs = load.as_secs_f64();
+        let secs = info.load.as_secs_f64();
         let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
         let h = &stats.latency_us;
-        let pct = if h.is_empty() {
-            Percentiles::default()
+        let latency = if h.is_empty() {
+            Latency::default()
         } else {
-            Percentiles {
+            Latency {
+                mean: h.mean(),
+                stdev: h.stdev(),
                 p50: h.value_at_quantile(0.50),
                 p90: h.value_at_quantile(0.90),
                 p99: h.value_at_quantile(0.99),
@@ -115,11 +157,13 @@ impl Report {
                 max: h.max(),
             }
         };
-        let chat = chat_rate.map(|rate| {
+        let cpu_s = info.cpu.as_secs_f64();
+        let busy_s = info.busy.as_secs_f64();
+        let chat = (info.scenario == "chat").then(|| {
             let receivers = stats.connected.saturating_sub(1);
             let expected = stats.messages * receivers;
             ChatResult {
-                rate,
+                rate: info.rate.unwrap_or(0.0),
                 expected,
                 delivered: stats.delivered,
                 delivered_fraction: if expected == 0 {
@@ -131,13 +175,23 @@ impl Report {
                 send_dropped: stats.send_dropped,
                 server_errors: stats.server_errors,
                 foreign_lines: stats.foreign_lines,
+                cpu_us_per_line: ratio(cpu_s * 1e6, stats.delivered as f64),
             }
         });
+        let open_loop = match (info.scenario, info.rate) {
+            ("chat", _) | (_, None) => None,
+            (_, Some(rate)) => Some(OpenLoop {
+                rate,
+                shortfall_pct: (100.0 * (1.0 - per_sec(stats.messages) / rate)).max(0.0),
+                not_started: stats.not_started,
+            }),
+        };
         Report {
-            scenario,
-            clients,
-            threads,
-            size,
+            scenario: info.scenario,
+            target: info.target.clone(),
+            clients: info.clients,
+            threads: info.threads,
+            size: info.size,
             connected: stats.connected,
             connect_errors: stats.connect_errors_total(),
             connect_errors_by_cause: ConnectCause::ALL
@@ -148,17 +202,68 @@ impl Report {
             messages: stats.messages,
             msgs_per_sec: per_sec(stats.messages),
             bytes: stats.bytes,
-            mib_per_sec: per_sec(stats.bytes) / (1024.0 * 1024.0),
-            latency_us: pct,
+            mib_per_sec: per_sec(stats.bytes) / MIB,
+            mib_per_sec_sent: per_sec(stats.bytes_sent) / MIB,
+            mib_per_sec_received: per_sec(stats.bytes_received) / MIB,
+            bytes_sent: stats.bytes_sent,
+            bytes_received: stats.bytes_received,
+            latency_us: latency,
             latency_samples: h.len(),
             verify_errors: stats.verify_errors,
             io_errors: stats.io_errors,
             incomplete: stats.incomplete,
             served: stats.served,
             duration_s: secs,
-            ramp_s: ramp.as_secs_f64(),
+            ramp_s: info.ramp.as_secs_f64(),
+            ramp_cut: info.ramp_cut,
+            generator_cpu_s: cpu_s,
+            generator_cpu_pct: 100.0 * ratio(cpu_s, busy_s),
+            open_loop,
             chat,
         }
+    }
+
+    /// The exit status: `Err` (exit 1, with this `error:` line) when no
+    /// connection could be made, or when a reply failed verification.
+    ///
+    /// # Errors
+    /// As above; the summary has already said the rest.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.connected == 0 {
+            let causes = self.causes();
+            let why = if causes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({causes})")
+            };
+            return Err(Error::new(format!(
+                "no connection to {} could be made{why}; is `echochat serve` running there, and is --port right?",
+                self.target
+            )));
+        }
+        if self.verify_errors > 0 {
+            return Err(Error::new(format!(
+                "{} {} failed verification: the server sent back something other than what was sent",
+                self.verify_errors,
+                if self.scenario == "chat" {
+                    "lines"
+                } else {
+                    "replies"
+                }
+            )));
+        }
+        Ok(())
+    }
+
+    /// `refused 3, full 2`: the failure causes that happened.
+    fn causes(&self) -> String {
+        let causes: Vec<String> = self
+            .connect_errors_by_cause
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        causes.join(", ")
     }
 
     /// The `--json` object.
@@ -168,8 +273,10 @@ impl Report {
             .iter()
             .map(|(c, n)| (c.as_str().to_string(), json!(n)))
             .collect();
+        let l = &self.latency_us;
         let mut v = json!({
             "scenario": self.scenario,
+            "target": self.target,
             "clients": self.clients,
             "threads": self.threads,
             "connected": self.connected,
@@ -179,23 +286,40 @@ impl Report {
             "msgs_per_sec": round2(self.msgs_per_sec),
             "bytes": self.bytes,
             "mib_per_sec": round2(self.mib_per_sec),
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "mib_per_sec_sent": round2(self.mib_per_sec_sent),
+            "mib_per_sec_received": round2(self.mib_per_sec_received),
             "latency_us": {
-                "p50": self.latency_us.p50,
-                "p90": self.latency_us.p90,
-                "p99": self.latency_us.p99,
-                "p999": self.latency_us.p999,
-                "max": self.latency_us.max,
+                "mean": round2(l.mean),
+                "stdev": round2(l.stdev),
+                "p50": l.p50,
+                "p90": l.p90,
+                "p99": l.p99,
+                "p999": l.p999,
+                "max": l.max,
             },
             "latency_samples": self.latency_samples,
             "verify_errors": self.verify_errors,
             "io_errors": self.io_errors,
             "duration_s": round2(self.duration_s),
             "ramp_s": round2(self.ramp_s),
+            "ramp_cut": self.ramp_cut,
+            "generator_cpu_s": round2(self.generator_cpu_s),
+            "generator_cpu_pct": round2(self.generator_cpu_pct),
         });
         if self.scenario == "echo" {
             v["size"] = json!(self.size);
             v["incomplete"] = json!(self.incomplete);
             v["served"] = json!(self.served);
+        }
+        if self.scenario == "connect" {
+            v["connects_per_sec"] = json!(round2(self.msgs_per_sec));
+        }
+        if let Some(o) = &self.open_loop {
+            v["rate"] = json!(o.rate);
+            v["shortfall_pct"] = json!(round2(o.shortfall_pct));
+            v["not_started"] = json!(o.not_started);
         }
         if let Some(c) = &self.chat {
             v["rate"] = json!(c.rate);
@@ -206,79 +330,130 @@ impl Report {
             v["send_dropped"] = json!(c.send_dropped);
             v["server_errors"] = json!(c.server_errors);
             v["foreign_lines"] = json!(c.foreign_lines);
+            v["generator_cpu_us_per_line"] = json!(round3(c.cpu_us_per_line));
         }
         v
     }
-}
 
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-/// The human summary printed on stdout.
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.scenario {
-            "echo" => format!("{} B messages", self.size),
-            _ => format!(
-                "{} msgs/s per user",
-                self.chat.as_ref().map_or(0.0, |c| c.rate)
+    /// First line: what ran against what, and for how long.
+    fn write_header(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match (self.scenario, &self.open_loop, &self.chat) {
+            (_, _, Some(c)) => format!("{} users, {} msgs/s each", self.clients, c.rate),
+            ("connect", Some(o), _) => {
+                format!("at most {} at once, {} connects/s", self.clients, o.rate)
+            }
+            ("connect", None, _) => {
+                format!("at most {} at once, as fast as possible", self.clients)
+            }
+            (_, Some(o), _) => format!(
+                "{} clients, {} B messages, open loop at {} msgs/s",
+                self.clients, self.size, o.rate
             ),
+            _ => format!(
+                "{} clients, {} B messages, closed loop",
+                self.clients, self.size
+            ),
+        };
+        let cut = if self.ramp_cut {
+            " (cut short: still connecting at half of --duration)"
+        } else {
+            ""
         };
         writeln!(
             f,
-            "echochat load {}: {} clients, {what}, {:.2} s load after a {:.2} s ramp ({} thread{})",
+            "echochat load {} -> {}: {what}; {:.2} s of load after a {:.2} s ramp{cut}, {} thread{}",
             self.scenario,
-            self.clients,
+            self.target,
             self.duration_s,
             self.ramp_s,
             self.threads,
             if self.threads == 1 { "" } else { "s" }
-        )?;
+        )
+    }
+
+    fn write_connections(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut failed = format!("{} failed", self.connect_errors);
-        let causes: Vec<String> = self
-            .connect_errors_by_cause
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect();
+        let causes = self.causes();
         if !causes.is_empty() {
-            let _ = write!(failed, " ({})", causes.join(", "));
+            let _ = write!(failed, " ({causes})");
         }
-        write!(f, "connections: {} made, {failed}", self.connected)?;
-        if self.scenario == "echo" {
-            write!(f, "; {} served (at least one round trip)", self.served)?;
-        }
-        writeln!(f)?;
-        match &self.chat {
-            None => writeln!(
+        match self.scenario {
+            "connect" => writeln!(
                 f,
-                "messages:    {} round trips ({:.0} msgs/s, {:.2} MiB/s), {} incomplete",
-                self.messages, self.msgs_per_sec, self.mib_per_sec, self.incomplete
-            )?,
-            Some(c) => {
+                "connects:    {} completed ({:.0}/s), {failed}",
+                self.connected, self.msgs_per_sec
+            ),
+            "echo" => writeln!(
+                f,
+                "connections: {} made, {failed}; {} served",
+                self.connected, self.served
+            ),
+            _ => writeln!(f, "connections: {} joined, {failed}", self.connected),
+        }
+    }
+
+    fn write_traffic(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let directions = format!(
+            "{:.2} MiB/s sent, {:.2} MiB/s received",
+            self.mib_per_sec_sent, self.mib_per_sec_received
+        );
+        match (&self.chat, self.scenario) {
+            (Some(c), _) => {
                 writeln!(
                     f,
-                    "messages:    {} sent ({:.0} msgs/s), {} dropped before sending",
+                    "messages:    {} sent ({:.0}/s), {} dropped before sending",
                     self.messages, self.msgs_per_sec, c.send_dropped
                 )?;
                 writeln!(
                     f,
-                    "delivered:   {} of {} lines ({:.4}), {:.0} lines/s, {:.2} MiB/s",
+                    "delivered:   {} of {} lines ({:.4}%), {:.0} lines/s; {directions}",
                     c.delivered,
                     c.expected,
-                    c.delivered_fraction,
-                    c.delivered_per_sec,
-                    self.mib_per_sec
-                )?;
+                    100.0 * c.delivered_fraction,
+                    c.delivered_per_sec
+                )
             }
+            (None, "connect") => writeln!(f, "traffic:     {directions}"),
+            (None, _) => writeln!(
+                f,
+                "messages:    {} round trips, {:.0} msgs/s; {directions}",
+                self.messages, self.msgs_per_sec
+            ),
+        }?;
+        if let Some(o) = &self.open_loop {
+            writeln!(
+                f,
+                "rate:        {} asked, {:.0} achieved ({:.1}% short); {} came due but never started",
+                o.rate, self.msgs_per_sec, o.shortfall_pct, o.not_started
+            )?;
         }
+        Ok(())
+    }
+
+    fn write_latency(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let l = &self.latency_us;
+        let ms = |us: f64| us / 1000.0;
+        let from = match (self.scenario, &self.open_loop) {
+            ("chat", _) => "send to delivery",
+            ("connect", Some(_)) => "due time to verified reply",
+            ("connect", None) => "connect start to verified reply",
+            (_, Some(_)) => "due time to reply",
+            (_, None) => "send to reply",
+        };
         writeln!(
             f,
-            "latency us:  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-            l.p50, l.p90, l.p99, l.p999, l.max
-        )?;
+            "latency ms:  mean {:.3}  stdev {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({from})",
+            ms(l.mean),
+            ms(l.stdev),
+            ms(l.p50 as f64),
+            ms(l.p90 as f64),
+            ms(l.p99 as f64),
+            ms(l.p999 as f64),
+            ms(l.max as f64)
+        )
+    }
+
+    fn write_errors(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "errors:      {} verification, {} io",
@@ -287,17 +462,81 @@ impl fmt::Display for Report {
         if let Some(c) = &self.chat {
             write!(
                 f,
-                ", {} server (! lines), {} foreign lines",
+                ", {} `!` lines from the server; {} lines of other clients ignored",
                 c.server_errors, c.foreign_lines
             )?;
         }
+        if self.scenario == "echo" {
+            write!(f, "; {} unanswered when the drain ended", self.incomplete)?;
+        }
         writeln!(f)
+    }
+
+    fn write_generator(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let per = match &self.chat {
+            Some(c) => format!("{:.2} µs per line received", c.cpu_us_per_line),
+            None => format!(
+                "{:.2} µs per {}",
+                ratio(self.generator_cpu_s * 1e6, self.messages as f64),
+                if self.scenario == "connect" {
+                    "connect"
+                } else {
+                    "message"
+                }
+            ),
+        };
+        writeln!(
+            f,
+            "generator:   {:.2} s CPU ({:.0}% of a core), {per}",
+            self.generator_cpu_s, self.generator_cpu_pct
+        )
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The human summary printed on stdout: at most eight lines. What each
+/// counter means is in `echochat load --help` and the README.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_header(f)?;
+        self.write_connections(f)?;
+        self.write_traffic(f)?;
+        self.write_latency(f)?;
+        self.write_errors(f)?;
+        self.write_generator(f)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(scenario: &'static str, rate: Option<f64>) -> RunInfo {
+        RunInfo {
+            scenario,
+            target: "127.0.0.1:7000".into(),
+            clients: 3,
+            threads: 1,
+            size: 1024,
+            rate,
+            load: Duration::from_secs(2),
+            ramp: Duration::ZERO,
+            ramp_cut: false,
+            busy: Duration::from_secs(2),
+            cpu: Duration::from_secs(1),
+        }
+    }
 
     #[test]
     fn json_has_the_contract_keys() {
@@ -306,17 +545,9 @@ mod tests {
         s.messages = 100;
         s.bytes = 100 * 1024;
         s.connect_failed(ConnectCause::Refused);
+        s.connect_failed(ConnectCause::Full);
         s.record_latency_us(20);
-        let info = RunInfo {
-            scenario: "echo",
-            clients: 3,
-            threads: 1,
-            size: 1024,
-            load: Duration::from_secs(2),
-            ramp: Duration::ZERO,
-            chat_rate: None,
-        };
-        let r = Report::new(&info, &s);
+        let r = Report::new(&info("echo", None), &s);
         let v = r.to_json();
         for k in [
             "scenario",
@@ -333,13 +564,55 @@ mod tests {
         ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }
-        for k in ["p50", "p90", "p99", "p999", "max"] {
+        for k in ["p50", "p90", "p99", "p999", "max", "mean", "stdev"] {
             assert!(v["latency_us"].get(k).is_some(), "missing latency {k}");
         }
         assert_eq!(v["msgs_per_sec"], json!(50.0));
         assert_eq!(v["connect_errors_by_cause"]["refused"], json!(1));
+        assert_eq!(v["connect_errors_by_cause"]["full"], json!(1));
+        assert_eq!(v["generator_cpu_pct"], json!(50.0));
         let text = r.to_string();
-        assert!(text.contains("2 made, 1 failed (refused 1)"), "{text}");
+        assert!(
+            text.contains("2 made, 2 failed (refused 1, full 1)"),
+            "{text}"
+        );
+        assert!(text.contains("closed loop"), "{text}");
+        assert!(text.lines().count() <= 8, "{text}");
+        assert!(r.check().is_ok());
+    }
+
+    #[test]
+    fn open_loop_reports_the_shortfall() {
+        let mut s = Stats::new();
+        s.connected = 3;
+        s.messages = 180; // 90/s of the 100/s asked
+        s.not_started = 4;
+        let r = Report::new(&info("echo", Some(100.0)), &s);
+        let o = r.open_loop.as_ref().unwrap();
+        assert!((o.shortfall_pct - 10.0).abs() < 1e-9, "{o:?}");
+        let v = r.to_json();
+        assert_eq!(v["shortfall_pct"], json!(10.0));
+        assert_eq!(v["not_started"], json!(4));
+        assert!(r.to_string().contains("10.0% short"), "{r}");
+    }
+
+    #[test]
+    fn nothing_connected_or_a_bad_reply_fails_the_run() {
+        let mut s = Stats::new();
+        s.connect_failed(ConnectCause::Refused);
+        let err = Report::new(&info("echo", None), &s).check().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("no connection to 127.0.0.1:7000 could be made (refused 1)"),
+            "{err}"
+        );
+        s.connected = 1;
+        s.verify_errors = 2;
+        let err = Report::new(&info("echo", None), &s).check().unwrap_err();
+        assert!(
+            err.to_string().starts_with("2 replies failed verification"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -348,19 +621,14 @@ mod tests {
         s.connected = 3;
         s.messages = 10;
         s.delivered = 15;
-        let info = RunInfo {
-            scenario: "chat",
-            clients: 3,
-            threads: 1,
-            size: 0,
-            load: Duration::from_secs(1),
-            ramp: Duration::ZERO,
-            chat_rate: Some(1.0),
-        };
-        let r = Report::new(&info, &s);
+        let mut i = info("chat", Some(1.0));
+        i.size = 0;
+        let r = Report::new(&i, &s);
         let c = r.chat.as_ref().unwrap();
         assert_eq!(c.expected, 20);
         assert!((c.delivered_fraction - 0.75).abs() < 1e-9);
         assert_eq!(r.to_json()["delivered_fraction"], json!(0.75));
+        assert!(r.open_loop.is_none());
+        assert!(r.to_string().contains("(75.0000%)"), "{r}");
     }
 }
