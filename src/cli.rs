@@ -482,7 +482,8 @@ fn parse_at_least_one(s: &str) -> Result<usize, ParseError> {
 }
 
 /// The largest `--max-frame`: the 4-byte header cannot say more than
-/// 4 GiB - 1, and a message is buffered whole before it is echoed.
+/// 4 GiB - 1, and a reader (the clients, the load generator) holds a whole
+/// message before it uses it; the server itself never buffers one.
 pub const MAX_FRAME_BYTES: u64 = 1 << 30;
 
 /// `--max-frame`: a size from 0 bytes (only empty messages) to 1 GiB.
