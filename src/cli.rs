@@ -46,7 +46,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: echo and chat services in one single-threaded reactor.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Interactive echo client: sends stdin lines, prints what comes back.
     Echo(ClientArgs),
     /// Interactive chat client: stdin lines go out, room lines are printed.
@@ -86,6 +86,21 @@ pub struct ServeArgs {
     /// Run without the status page.
     #[arg(long)]
     pub no_http: bool,
+    /// Framed echo ports (4-byte length header): same forms as --echo-ports.
+    #[arg(long, default_value = ports::FRAME, value_name = "RANGE")]
+    pub frame_ports: PortRange,
+    /// Run without the framed echo service.
+    #[arg(long)]
+    pub no_frame: bool,
+    /// Run without the UDP twins of echo and chat (udp-echo, udp-chat).
+    #[arg(long)]
+    pub no_udp: bool,
+    /// Longest framed-echo message; a longer length header closes the connection.
+    #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = parse_max_frame)]
+    pub max_frame: Size,
+    /// A UDP chat member silent this long is dropped; 0 = never.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub udp_member_timeout: HumanDuration,
     /// Directory of the log file; created if missing.
     #[arg(long, default_value = "logs", value_name = "DIR")]
     pub log_dir: PathBuf,
@@ -178,10 +193,10 @@ impl ServeArgs {
     /// # Errors
     /// clap's usage error, ready for `exit()`.
     pub fn check(&self) -> Result<(), clap::Error> {
-        if self.no_echo && self.no_chat && self.no_http {
+        if self.no_echo && self.no_chat && self.no_http && self.no_frame {
             return Err(<Cli as clap::CommandFactory>::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
-                "every service is turned off (--no-echo --no-chat --no-http); leave at least one on",
+                "every service is turned off (--no-echo --no-chat --no-http --no-frame); leave at least one on",
             ));
         }
         Ok(())
@@ -226,6 +241,29 @@ pub struct ClientArgs {
     /// Server port [default: the service's first default port; asked on a terminal].
     #[arg(long)]
     pub port: Option<u16>,
+    /// Over UDP: each line is one datagram (no connection, no retransmission).
+    #[arg(long)]
+    pub udp: bool,
+    /// Echo only: the framed echo service, each line sent with a 4-byte length header [port 7300].
+    #[arg(long, conflicts_with = "udp")]
+    pub framed: bool,
+}
+
+impl ClientArgs {
+    /// `--framed` is for `echochat echo` only (the chat protocol is lines).
+    /// A usage error, like every bad option (exit 2).
+    ///
+    /// # Errors
+    /// clap's usage error, ready for `exit()`.
+    pub fn check_chat(&self) -> Result<(), clap::Error> {
+        if self.framed {
+            return Err(<Cli as clap::CommandFactory>::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--framed is for 'echochat echo' only; chat is line-based (try --udp)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -482,6 +520,22 @@ fn parse_at_least_one(s: &str) -> Result<usize, ParseError> {
             "invalid number '{s}'; use a whole number such as 100"
         ))),
     }
+}
+
+/// The largest `--max-frame`: the 4-byte header cannot say more than
+/// 4 GiB - 1, and a reader (the clients, the load generator) holds a whole
+/// message before it uses it; the server itself never buffers one.
+pub const MAX_FRAME_BYTES: u64 = 1 << 30;
+
+/// `--max-frame`: a size from 0 bytes (only empty messages) to 1 GiB.
+fn parse_max_frame(s: &str) -> Result<Size, ParseError> {
+    let size: Size = s.parse()?;
+    if size.0 > MAX_FRAME_BYTES {
+        return Err(ParseError(format!(
+            "{size} is out of range; use 0B to 1GiB"
+        )));
+    }
+    Ok(size)
 }
 
 /// `--read-chunk` and `--max-line`: a size from 1 byte to 16 MiB.

@@ -193,6 +193,27 @@ impl Direction {
     }
 }
 
+/// Why a UDP chat member left; the `reason` key of its `leave`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpLeaveReason {
+    /// It sent `/leave` (or `/quit`, `exit`).
+    Leave,
+    /// Silent for `--udp-member-timeout`.
+    Idle,
+    /// The server is stopping.
+    Shutdown,
+}
+
+impl UdpLeaveReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UdpLeaveReason::Leave => "leave",
+            UdpLeaveReason::Idle => "idle",
+            UdpLeaveReason::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// One lifecycle event with its typed fields.
 ///
 /// `service` is the service's name (`echo`, `chat`, `udp-echo`, ...);
@@ -306,6 +327,18 @@ pub enum Event {
         bytes: usize,
         dir: Direction,
     },
+    /// udp-chat: a peer joined the room with `/join NAME` (`join
+    /// service=udp-chat peer=... name=...`: no connection, so no `conn`).
+    UdpJoin {
+        peer: SocketAddr,
+        name: String,
+    },
+    /// udp-chat: a member left the room, and why.
+    UdpLeave {
+        peer: SocketAddr,
+        name: String,
+        reason: UdpLeaveReason,
+    },
     Stop {
         reason: StopReason,
         uptime: Duration,
@@ -369,6 +402,8 @@ impl Event {
             Event::Nick { .. } => "nick",
             Event::Auth { .. } => "auth",
             Event::Datagram { .. } => "datagram",
+            Event::UdpJoin { .. } => "join",
+            Event::UdpLeave { .. } => "leave",
             Event::Stop { .. } => "stop",
             Event::Rotate { .. } => "rotate",
             Event::Reopen { .. } => "reopen",
@@ -535,6 +570,15 @@ impl fmt::Display for Logfmt<'_> {
                 f,
                 " service={service} peer={peer} bytes={bytes} dir={}",
                 dir.as_str()
+            ),
+            Event::UdpJoin { peer, name } => {
+                write!(f, " service=udp-chat peer={peer} name={}", Value(name))
+            }
+            Event::UdpLeave { peer, name, reason } => write!(
+                f,
+                " service=udp-chat peer={peer} name={} reason={}",
+                Value(name),
+                reason.as_str()
             ),
             Event::Stop { reason, uptime } => {
                 write!(f, " reason={} uptime={}", reason.as_str(), Seconds(*uptime))
@@ -797,6 +841,29 @@ mod tests {
                 "{want} has no --explain sentence"
             );
         }
+    }
+
+    #[test]
+    fn udp_chat_join_and_leave_lines() {
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let j = Event::UdpJoin {
+            peer,
+            name: "bob".into(),
+        };
+        assert_eq!(j.level(), log::Level::Info);
+        assert_eq!(
+            j.logfmt().to_string(),
+            "join service=udp-chat peer=127.0.0.1:5000 name=bob"
+        );
+        let l = Event::UdpLeave {
+            peer,
+            name: "bob".into(),
+            reason: UdpLeaveReason::Idle,
+        };
+        assert_eq!(
+            l.logfmt().to_string(),
+            "leave service=udp-chat peer=127.0.0.1:5000 name=bob reason=idle"
+        );
     }
 
     #[test]

@@ -7,9 +7,12 @@
 //!    connections. `run()` and `turn()` come first and read aloud as the
 //!    steps of an event-driven server; each step has its own file
 //!    (`accept.rs`, `read.rs`, `effects.rs`, `flush.rs`, `timers.rs`,
-//!    `stop.rs`), and `conn.rs` is one connection's state.
+//!    `stop.rs`), and `conn.rs` is one connection's state. `udp.rs` adds
+//!    the UDP twins: datagram sockets in the same `Poll`, no connections.
 //! 2. `service/mod.rs` and `service/echo.rs` — protocols as state machines:
-//!    bytes in, effects out, no sockets. `service/chat.rs` is the bigger one.
+//!    bytes in, effects out, no sockets. `service/chat.rs` is the bigger one
+//!    (`chat/udp.rs`: the same room over UDP); `service/frame.rs` is echo
+//!    with a length header per message.
 //! 3. `serve/` — the shell around the loop: options, logging, the
 //!    descriptor limit, binding port ranges, announcing, stopping. The
 //!    reactor never sees the command line.

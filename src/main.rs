@@ -18,7 +18,12 @@ fn main() -> ExitCode {
             echochat::serve::serve(&args).map_err(Into::into)
         }
         Command::Echo(args) => echochat::client::run_echo(&args).map_err(Into::into),
-        Command::Chat(args) => echochat::client::run_chat(&args).map_err(Into::into),
+        Command::Chat(args) => {
+            if let Err(usage) = args.check_chat() {
+                usage.exit();
+            }
+            echochat::client::run_chat(&args).map_err(Into::into)
+        }
         Command::Load(cmd) => echochat::load::run(&cmd).map_err(Into::into),
         Command::Log(args) => echochat::logread::run(&args).map_err(Into::into),
     };

@@ -17,8 +17,10 @@
 //! watched without making it non-blocking.
 
 mod account;
+mod framed;
 mod session;
 mod stdin;
+mod udp;
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
@@ -33,6 +35,8 @@ pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const ECHO_DEFAULT_PORT: u16 = crate::cli::ports::ECHO_PORT;
 /// The chat service's first default port (`--chat-ports 7100-7199`).
 pub const CHAT_DEFAULT_PORT: u16 = crate::cli::ports::CHAT_PORT;
+/// The framed echo service's first default port (`--frame-ports 7300-7399`).
+pub const FRAME_DEFAULT_PORT: u16 = crate::cli::ports::FRAME_PORT;
 
 /// How long one connect attempt may take before we give up on that
 /// address (a host that drops SYNs would otherwise hang for minutes).
@@ -93,6 +97,17 @@ pub enum Error {
     NoClose { peer: SocketAddr, waited: Duration },
     /// The prompt got end of input before an answer.
     PromptEnded,
+    /// Nothing came back (`what`: "to /join", "to any datagram").
+    NoReply {
+        peer: SocketAddr,
+        what: &'static str,
+        hint: &'static str,
+    },
+    /// The server closed the connection in the middle of its reply.
+    ClosedEarly {
+        peer: SocketAddr,
+        hint: &'static str,
+    },
     /// A local I/O step failed (stdout, stdin, the poll itself).
     Io { what: &'static str, err: io::Error },
 }
@@ -118,6 +133,13 @@ impl fmt::Display for Error {
                 waited.as_secs()
             ),
             Error::PromptEnded => f.write_str("end of input at the prompt; nothing to connect to"),
+            Error::NoReply { peer, what, hint } => {
+                write!(f, "no reply from {peer} {what}; {hint}")
+            }
+            Error::ClosedEarly { peer, hint } => write!(
+                f,
+                "{peer} closed the connection before its reply was complete; {hint}"
+            ),
             Error::Io { what, err } => write!(f, "{what}: {}", describe(err)),
         }
     }
@@ -146,6 +168,15 @@ pub fn run_chat(args: &ClientArgs) -> Result<(), Error> {
 fn run(args: &ClientArgs, service: ClientKind) -> Result<(), Error> {
     let interactive = io::stdin().is_terminal();
     let target = Target::from_args(args, service, interactive)?;
+    if args.framed {
+        return framed::run(&target, interactive);
+    }
+    if args.udp {
+        return match service {
+            ClientKind::Echo => udp::run_echo(&target, interactive),
+            ClientKind::Chat => udp::run_chat(&target, interactive),
+        };
+    }
     let stream = target.connect()?;
     session::run(stream, service, interactive, &target.label())
 }
@@ -164,10 +195,14 @@ impl Target {
     /// Not on a terminal, nothing is asked: a script must never hang on a
     /// prompt.
     fn from_args(args: &ClientArgs, service: ClientKind, interactive: bool) -> Result<Self, Error> {
-        let default_port = service.default_port();
+        let (name, default_port) = if args.framed {
+            ("frame", FRAME_DEFAULT_PORT)
+        } else {
+            (service.name(), service.default_port())
+        };
         if interactive && args.host.is_none() && args.port.is_none() {
             let host = ask_host()?;
-            let port = ask_port(service, default_port)?;
+            let port = ask_port(name, default_port)?;
             return Ok(Target { host, port });
         }
         let host = args
@@ -299,8 +334,8 @@ fn ask_host() -> Result<String, Error> {
 }
 
 /// Asks for the port until it is 1–65535; Enter takes the default.
-fn ask_port(service: ClientKind, default: u16) -> Result<u16, Error> {
-    let question = format!("{} port", service.name());
+fn ask_port(service: &str, default: u16) -> Result<u16, Error> {
+    let question = format!("{service} port");
     loop {
         let answer = prompt(&question, &default.to_string())?;
         match parse_port(&answer, default) {
@@ -375,6 +410,8 @@ mod tests {
         let args = ClientArgs {
             host: None,
             port: None,
+            udp: false,
+            framed: false,
         };
         let t = Target::from_args(&args, ClientKind::Echo, false).unwrap();
         assert_eq!(t.label(), "127.0.0.1:7000");
@@ -383,12 +420,16 @@ mod tests {
         let args = ClientArgs {
             host: Some("::1".into()),
             port: Some(9),
+            udp: false,
+            framed: false,
         };
         let t = Target::from_args(&args, ClientKind::Echo, false).unwrap();
         assert_eq!(t.label(), "[::1]:9");
         let args = ClientArgs {
             host: None,
             port: Some(0),
+            udp: false,
+            framed: false,
         };
         assert!(Target::from_args(&args, ClientKind::Echo, false).is_err());
     }

@@ -510,7 +510,7 @@ impl Session {
 }
 
 /// A lifecycle message: stderr, so stdout carries only the payload.
-fn say(message: &str) {
+pub(super) fn say(message: &str) {
     eprintln!("-- {message}");
 }
 
@@ -531,7 +531,7 @@ fn print_payload(service: ClientKind, data: &[u8]) -> Result<(), Error> {
 }
 
 /// Drops C0 control bytes other than tab and newline, and DEL.
-fn printable(data: &[u8]) -> Vec<u8> {
+pub(super) fn printable(data: &[u8]) -> Vec<u8> {
     data.iter()
         .copied()
         .filter(|&b| b == b'\n' || b == b'\t' || (b >= 0x20 && b != 0x7f))

@@ -7,12 +7,16 @@
 //! characters with everyday values (a test below checks), so it fits one
 //! line of a projector.
 
-use super::{AuthHow, AuthResult, DisconnectReason, Event, PauseWhy};
+use super::{AuthHow, AuthResult, Direction, DisconnectReason, Event, PauseWhy, UdpLeaveReason};
 
 /// The sentence for `event`, or `None` for the few events that need none.
 pub(super) fn sentence(event: &Event) -> Option<String> {
     Some(match event {
         Event::Start { .. } => "the process started; no socket is open yet".to_string(),
+        Event::Listen { service, .. } if service.starts_with("udp-") => {
+            "socket() and bind() on UDP: no listen(), no accept(), no connections; datagrams just arrive"
+                .to_string()
+        }
         Event::Listen { addr, .. } => format!(
             "socket(), bind() and listen() worked: the kernel now queues handshakes on {addr}"
         ),
@@ -26,6 +30,13 @@ pub(super) fn sentence(event: &Event) -> Option<String> {
                 "accept() returned a new socket for {peer}; its state lives in slab slot {slot}"
             )
         }
+        Event::Recv {
+            service: "frame",
+            bytes,
+            ..
+        } => format!(
+            "recv() gave {bytes} bytes: part of a message or parts of two; the length headers split them"
+        ),
         Event::Recv { bytes, .. } => format!(
             "recv() copied {bytes} bytes from the socket's receive buffer; it never waits for more"
         ),
@@ -72,9 +83,27 @@ pub(super) fn sentence(event: &Event) -> Option<String> {
             _ => "Argon2id ran on the worker thread while the loop served everyone; a Waker brought the answer"
                 .to_string(),
         },
-        Event::Datagram { bytes, .. } => format!(
-            "one UDP datagram of {bytes} bytes: no connection, no handshake, no retransmission"
-        ),
+        Event::Datagram {
+            dir: Direction::In,
+            ..
+        } => "recvfrom() gave one whole datagram and its sender: no connection, no accept, no byte stream"
+            .to_string(),
+        Event::Datagram {
+            dir: Direction::Out,
+            ..
+        } => "sendto() sent one datagram: if it is lost, nobody resends it; datagrams may arrive out of order"
+            .to_string(),
+        Event::UdpJoin { .. } => {
+            "a /join datagram made this address a member: UDP has no connection, only a known address"
+                .to_string()
+        }
+        Event::UdpLeave {
+            reason: UdpLeaveReason::Idle,
+            ..
+        } => "UDP has no FIN: a member is known gone only when it stays silent too long".to_string(),
+        Event::UdpLeave { name, .. } => {
+            format!("{name} left; no connection to close: the server forgets the address")
+        }
         Event::Stop { .. } => {
             "the server closed its listening sockets and connections and is exiting".to_string()
         }
@@ -234,7 +263,7 @@ mod tests {
             Event::Auth {
                 service: "chat",
                 conn: 1,
-                name,
+                name: name.clone(),
                 how: AuthHow::Register,
                 result: AuthResult::Expired,
             },
@@ -243,6 +272,35 @@ mod tests {
                 peer,
                 bytes: 65_507,
                 dir: Direction::In,
+            },
+            Event::Datagram {
+                service: "udp-chat",
+                peer,
+                bytes: 65_507,
+                dir: Direction::Out,
+            },
+            Event::UdpJoin {
+                peer,
+                name: name.clone(),
+            },
+            Event::UdpLeave {
+                peer,
+                name: "abcdefghijklmnopqrstuvwxyz012345".into(),
+                reason: UdpLeaveReason::Leave,
+            },
+            Event::UdpLeave {
+                peer,
+                name,
+                reason: UdpLeaveReason::Idle,
+            },
+            Event::Listen {
+                service: "udp-chat",
+                addr: peer,
+            },
+            Event::Recv {
+                service: "frame",
+                conn: 1,
+                bytes: 16 << 20,
             },
             Event::Stop {
                 reason: StopReason::Signal,
@@ -278,6 +336,7 @@ mod tests {
             DisconnectReason::Backlog,
             DisconnectReason::Full,
             DisconnectReason::Shutdown,
+            DisconnectReason::BadFrame,
             DisconnectReason::Error,
         ] {
             v.push(Event::Disconnect {

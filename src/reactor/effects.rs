@@ -66,6 +66,11 @@ impl Reactor {
                     self.status.on_event(&event);
                     event::record(&event);
                 }
+                Effect::SendTo { via, peer, bytes } => self.send_datagram(via, peer, bytes),
+                Effect::SendInputTo { via, peer, range } => match input.get(range) {
+                    Some(bytes) => self.send_datagram(via, peer, bytes),
+                    None => debug_assert!(false, "SendInputTo outside on_datagram"),
+                },
             }
         }
         self.fx = fx;

@@ -29,6 +29,7 @@ mod save;
 mod stop;
 mod timers;
 mod token;
+mod udp;
 mod watch;
 mod worker;
 
@@ -52,6 +53,7 @@ use timers::Timers;
 use token::Source;
 
 pub use accept::FULL_LINE;
+pub use udp::{MAX_UDP, UdpStats};
 
 impl Reactor {
     /// Turns the loop until the server has stopped; returns why.
@@ -99,7 +101,11 @@ impl Reactor {
     /// Step 1: sleep until the nearest deadline — or not at all when work
     /// was cut short last turn. With no deadline, sleep until an event.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again_reads.is_empty() || !self.again_accepts.is_empty() || self.again_console {
+        if !self.again_reads.is_empty()
+            || !self.again_accepts.is_empty()
+            || self.again_console
+            || self.udp.has_work()
+        {
             return Some(Duration::ZERO);
         }
         let drain_deadline = match self.phase {
@@ -170,6 +176,10 @@ impl Reactor {
                 self.turn.woke_control += 1;
                 self.worker_ready();
             }
+            Source::Udp(index) => {
+                self.turn.woke_control += 1;
+                self.udp_ready(index);
+            }
         }
     }
 
@@ -187,6 +197,7 @@ impl Reactor {
         if std::mem::take(&mut self.again_console) {
             self.console_ready();
         }
+        self.retry_udp();
     }
 }
 
@@ -267,6 +278,8 @@ pub struct Reactor {
     again_console: bool,
     /// Accepting stopped on `EMFILE`/`ENFILE` until a connection closes.
     accept_paused: bool,
+    /// The UDP twins (`udp.rs`), added after `new` by `add_udp`.
+    udp: udp::UdpTwins,
     /// Open connections per client address, kept only with `--max-per-ip`.
     per_ip: HashMap<IpAddr, u32>,
     /// What the reactor shows about itself (the status page, `/metrics`).
@@ -342,6 +355,7 @@ impl Reactor {
             again_accepts: Vec::new(),
             again_console: false,
             accept_paused: false,
+            udp: udp::UdpTwins::default(),
             per_ip: HashMap::new(),
             status,
             turn: TurnTrace::default(),

@@ -76,6 +76,7 @@ impl Reactor {
             service.on_shutdown(&mut self.fx);
         }
         self.apply_effects();
+        self.close_udp();
         let keys: Vec<ConnKey> = self.conns.iter().map(|(_, c)| c.key).collect();
         for key in keys {
             self.close_later(key, DisconnectReason::Shutdown);

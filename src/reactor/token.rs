@@ -18,16 +18,26 @@ const LISTENER_BASE: usize = usize::MAX - 64;
 
 /// Room for this many listeners (one per service).
 pub const MAX_LISTENERS: usize = 32;
+/// UDP twin `i` has token `UDP_BASE + i`, just above the listeners.
+const UDP_BASE: usize = LISTENER_BASE + MAX_LISTENERS;
+/// Room for this many UDP twins.
+pub const MAX_UDP: usize = 8;
 
 pub fn listener(index: usize) -> Token {
     debug_assert!(index < MAX_LISTENERS);
     Token(LISTENER_BASE + index)
 }
 
+pub fn udp(index: usize) -> Token {
+    debug_assert!(index < MAX_UDP);
+    Token(UDP_BASE + index)
+}
+
 /// What a token stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Listener(usize),
+    Udp(usize),
     Conn(usize),
     Signals,
     Console,
@@ -42,6 +52,7 @@ pub fn classify(token: Token) -> Source {
         Token(t) if (LISTENER_BASE..LISTENER_BASE + MAX_LISTENERS).contains(&t) => {
             Source::Listener(t - LISTENER_BASE)
         }
+        Token(t) if (UDP_BASE..UDP_BASE + MAX_UDP).contains(&t) => Source::Udp(t - UDP_BASE),
         Token(slot) => Source::Conn(slot),
     }
 }
@@ -56,6 +67,9 @@ mod tests {
         assert_eq!(classify(Token(19_999)), Source::Conn(19_999));
         assert_eq!(classify(listener(0)), Source::Listener(0));
         assert_eq!(classify(listener(1)), Source::Listener(1));
+        assert_eq!(classify(listener(MAX_LISTENERS - 1)), Source::Listener(31));
+        assert_eq!(classify(udp(0)), Source::Udp(0));
+        assert_eq!(classify(udp(MAX_UDP - 1)), Source::Udp(MAX_UDP - 1));
         assert_eq!(classify(SIGNALS), Source::Signals);
         assert_eq!(classify(CONSOLE), Source::Console);
         assert_eq!(classify(WORKER), Source::Worker);

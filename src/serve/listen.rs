@@ -38,7 +38,9 @@ impl fmt::Display for Error {
         match self {
             Error::NoFreePort { service, range } => write!(
                 f,
-                "no free port for {service} in {range}; stop what holds those ports or choose another range with --{service}-ports"
+                "no free port for {service} in {range}; stop what holds those ports or choose another range with --{}-ports",
+                // A UDP twin shares its TCP service's range and option.
+                service.trim_start_matches("udp-")
             ),
             Error::Bind {
                 service,
@@ -86,7 +88,8 @@ pub fn bind_range(
     Err(Error::NoFreePort { service, range })
 }
 
-fn retryable(e: &io::Error) -> bool {
+/// Whether another port of the range may succeed where this one failed.
+pub(super) fn retryable(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied

@@ -13,6 +13,7 @@
 //! [`services`].
 
 pub mod listen;
+pub mod udp;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -33,6 +34,7 @@ use crate::reactor::{Config, Listening, Reactor};
 use crate::service::Service;
 use crate::service::chat::{ChatConfig, ChatRoom};
 use crate::service::echo::EchoService;
+use crate::service::frame::FrameService;
 use crate::service::http::HttpService;
 use crate::service::rate::RateLimit;
 use crate::sys;
@@ -121,8 +123,17 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
             service: index,
         });
     }
+    let ranges: Vec<PortRange> = places.iter().map(|(range, _)| *range).collect();
+    let twins = bind_twins(args, &services, &listeners, &ranges)?;
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let mut reactor = Reactor::new(config, listeners, services).map_err(Error::Poll)?;
+    let mut twin_keys = Vec::with_capacity(twins.len());
+    for (service, name, socket) in twins {
+        let key = reactor
+            .add_udp(socket, service, name)
+            .map_err(Error::Poll)?;
+        twin_keys.push((service, name, key));
+    }
     if let Some((service, saver)) = names_saver {
         reactor.persist_with(service, NAMES_FILE, saver);
     }
@@ -133,11 +144,44 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
         if let Some(addr) = reactor.listener_addr(index) {
             announce(name, addr);
         }
+        for &(_, twin, key) in twin_keys.iter().filter(|t| t.0 == index) {
+            if let Some(addr) = reactor.udp_addr(key) {
+                announce(twin, addr);
+            }
+        }
     }
     let stopped = reactor.run().map_err(Error::Poll);
     reactor.finish_saving();
     reactor.finish();
     stopped
+}
+
+/// Binds the UDP twin of each service that has one (unless `--no-udp`), at
+/// its TCP port number if that is free: `(service index, twin name,
+/// socket)`.
+fn bind_twins(
+    args: &ServeArgs,
+    services: &[Box<dyn Service>],
+    listeners: &[Listening],
+    ranges: &[PortRange],
+) -> Result<Vec<(usize, &'static str, mio::net::UdpSocket)>, Error> {
+    let mut twins = Vec::new();
+    if args.no_udp {
+        return Ok(twins);
+    }
+    for (index, service) in services.iter().enumerate() {
+        let Some(twin) = udp::twin_name(service.name()) else {
+            continue;
+        };
+        let port = listeners
+            .iter()
+            .find(|l| l.service == index)
+            .and_then(|l| l.socket.local_addr().ok())
+            .map_or(0, |a| a.port());
+        let socket = udp::bind_twin(twin, args.host, port, ranges[index]).map_err(Error::Listen)?;
+        twins.push((index, twin, socket));
+    }
+    Ok(twins)
 }
 
 /// The services this run serves, each with the port range and the
@@ -183,6 +227,7 @@ fn services(
                 event::record(warning);
             }
         }
+        chat.set_udp_limits(args.udp_member_timeout.non_zero(), args.max_clients);
         services.push((Box::new(chat), args.chat_ports, args.host));
     }
     if !args.no_http {
@@ -193,6 +238,10 @@ fn services(
             args.http_ports,
             args.http_host,
         ));
+    }
+    if !args.no_frame {
+        let frame = FrameService::new(args.max_frame.as_usize());
+        services.push((Box::new(frame), args.frame_ports, args.host));
     }
     services
 }

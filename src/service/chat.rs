@@ -103,9 +103,12 @@ use crate::codec::{Line, LineDecoder};
 use crate::event::{DisconnectReason, Event, PauseWhy};
 use crate::names::{Names, check_name, name_key};
 use crate::service::rate::{RateLimit, TokenBucket};
-use crate::service::{ConnKey, Effects, Service};
+use crate::service::{ConnKey, Effects, Service, UdpKey};
 use crate::telnet::{Piece, TelnetFilter};
 use crate::text::{has_visible, push_filtered};
+
+mod udp;
+pub use udp::DEFAULT_MEMBER_TIMEOUT;
 
 /// What the chat room needs from the command line.
 #[derive(Debug, Clone)]
@@ -173,6 +176,8 @@ pub struct ChatRoom {
     paused: BinaryHeap<Reverse<(Instant, ConnKey)>>,
     /// Lines handled in the current `on_recv` (what the bucket is charged).
     lines_this_read: usize,
+    /// Members who chat over UDP (`chat/udp.rs`).
+    udp: udp::UdpMembers,
 }
 
 /// One chat connection.
@@ -220,6 +225,7 @@ impl ChatRoom {
             shutting_down: false,
             desk: None,
             now: Instant::now(),
+            udp: udp::UdpMembers::default(),
             rate: config.rate,
             paused: BinaryHeap::new(),
             lines_this_read: 0,
@@ -364,7 +370,7 @@ impl ChatRoom {
         if let Err(e) = check_name(name) {
             self.reply(key, &["! ", &e.to_string()], fx);
             fx.send(key, ASK_AGAIN);
-        } else if self.online.contains_key(name_key(name).as_str()) {
+        } else if self.name_taken(name_key(name).as_str()) {
             self.reply(key, &["! the name ", name, " is taken"], fx);
             fx.send(key, ASK_AGAIN);
         } else if self.desk.as_ref().is_some_and(|d| d.is_registered(name)) {
@@ -411,7 +417,7 @@ impl ChatRoom {
     /// `NAME: text` to every other user: the hot path, formatted once into
     /// a shared buffer.
     fn relay(&mut self, key: ConnKey, text: &str, fx: &mut Effects) {
-        if self.online.len() < 2 {
+        if self.online.len() + self.udp.len() < 2 {
             return; // nobody to hear it
         }
         let Some(Member {
@@ -427,6 +433,7 @@ impl ChatRoom {
         push_filtered(&mut self.scratch, text);
         self.scratch.push(b'\n');
         send_to_room(&self.online, Some(key), &self.scratch, fx);
+        self.udp.send_all(None, &self.scratch, fx);
     }
 
     fn on_command(&mut self, key: ConnKey, text: &str, fx: &mut Effects) {
@@ -487,7 +494,9 @@ impl ChatRoom {
             return;
         }
         let (old_key, new_key) = (name_key(name), name_key(new));
-        if old_key != new_key && self.online.contains_key(new_key.as_str()) {
+        // Field by field (not `name_taken`): `name` still borrows `members`.
+        let taken = self.online.contains_key(new_key.as_str()) || self.udp.taken(new_key.as_str());
+        if old_key != new_key && taken {
             self.reply(key, &["! the name ", new, " is taken"], fx);
             return;
         }
@@ -517,6 +526,12 @@ impl ChatRoom {
     }
 
     fn who(&mut self, key: ConnKey, fx: &mut Effects) {
+        self.format_who();
+        fx.send(key, &self.scratch);
+    }
+
+    /// The `/who` line into `self.scratch`: TCP and UDP users.
+    fn format_who(&mut self) {
         let mut list: Vec<&str> = self
             .online
             .values()
@@ -524,6 +539,7 @@ impl ChatRoom {
                 Stage::Joined { name } => Some(&**name),
                 _ => None,
             })
+            .chain(self.udp.names())
             .collect();
         list.sort_by_cached_key(|n| n.to_lowercase());
         let budget = self.max_line_bytes.max(WHO_MIN_BYTES);
@@ -544,7 +560,6 @@ impl ChatRoom {
             self.scratch.extend_from_slice(name.as_bytes());
         }
         self.scratch.push(b'\n');
-        fx.send(key, &self.scratch);
     }
 
     /// `/msg NAME text`: `* SENDER whispers: text` to NAME only.
@@ -560,7 +575,9 @@ impl ChatRoom {
             return;
         }
         let Some(&to) = self.online.get(name_key(target).as_str()) else {
-            self.reply(key, &["! no such user: ", target], fx);
+            if !self.whisper_udp(key, target, text, fx) {
+                self.reply(key, &["! no such user: ", target], fx);
+            }
             return;
         };
         let Some(Member {
@@ -661,6 +678,7 @@ impl ChatRoom {
         push_all(&mut self.scratch, parts);
         self.scratch.push(b'\n');
         send_to_room(&self.online, except, &self.scratch, fx);
+        self.udp.send_all(None, &self.scratch, fx);
     }
 }
 
@@ -1027,7 +1045,7 @@ impl Service for ChatRoom {
         let remembered = self
             .names
             .get(ip)
-            .filter(|name| !self.online.contains_key(name_key(name).as_str()))
+            .filter(|name| !self.name_taken(name_key(name).as_str()))
             .filter(|name| !self.desk.as_ref().is_some_and(|d| d.is_registered(name)))
             .map(Box::<str>::from);
         match remembered {
@@ -1069,20 +1087,27 @@ impl Service for ChatRoom {
         self.charge(key, now, fx);
     }
 
+    /// The earliest of: a paused user's allowance refills, a UDP member
+    /// may expire, the account files are due to be saved.
     fn next_deadline(&self) -> Option<Instant> {
-        let refill = self.paused.peek().map(|Reverse((at, _))| *at);
         // Changed account files are handed to the writer at most once a
         // second, from here: never per login, never on the hot path.
         let save = self.desk.as_ref().and_then(AccountDesk::next_flush);
-        match (refill, save) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.paused.peek().map(|Reverse((at, _))| *at),
+            self.udp_deadline(),
+            save,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    /// Resumes reading the users whose allowance has refilled, and hands
-    /// changed account files to the writer.
+    /// Resumes reading the users whose allowance has refilled, drops UDP
+    /// members silent too long, and hands changed account files to the
+    /// writer.
     fn on_timer(&mut self, now: Instant, fx: &mut Effects) {
+        self.udp_expire(now, fx);
         if let Some(desk) = self.desk.as_mut()
             && desk.next_flush().is_some_and(|at| at <= now)
         {
@@ -1177,6 +1202,7 @@ impl Service for ChatRoom {
         push_filtered(&mut self.scratch, line);
         self.scratch.push(b'\n');
         send_to_room(&self.online, None, &self.scratch, fx);
+        self.udp.send_all(None, &self.scratch, fx);
     }
 
     fn on_shutdown(&mut self, fx: &mut Effects) {
@@ -1187,6 +1213,18 @@ impl Service for ChatRoom {
                 fx.send_shared(key, &notice);
             }
         }
+        self.udp_shutdown(fx);
+    }
+
+    fn on_datagram(
+        &mut self,
+        via: UdpKey,
+        peer: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        self.udp_datagram(via, peer, bytes, now, fx);
     }
 
     fn snapshot_pending(&self) -> bool {

@@ -32,7 +32,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{ConnKey, Effects, Service};
+use super::{ConnKey, Effects, Service, UdpKey};
 use crate::event::{DisconnectReason, Event, PauseWhy};
 use crate::telnet::{self, Step};
 
@@ -195,6 +195,19 @@ impl Service for EchoService {
 
     fn on_close(&mut self, key: ConnKey, _reason: DisconnectReason, _fx: &mut Effects) {
         *self.state(key) = ExitWatch::default();
+    }
+
+    /// udp-echo: the same bytes back to the sender, as one datagram (an
+    /// empty one too). No exit word: there is no connection to close.
+    fn on_datagram(
+        &mut self,
+        via: UdpKey,
+        peer: SocketAddr,
+        bytes: &[u8],
+        _now: Instant,
+        fx: &mut Effects,
+    ) {
+        fx.send_input_to(via, peer, 0..bytes.len());
     }
 }
 
@@ -395,6 +408,27 @@ mod tests {
                 }),
             ]
         );
+    }
+
+    #[test]
+    fn datagrams_go_back_whole_to_their_sender() {
+        let mut svc = EchoService::new("exit");
+        let mut fx = Effects::new();
+        let now = Instant::now();
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        for input in [&b"exit\n"[..], b"", b"\x00\xff two\nlines\n"] {
+            svc.on_datagram(UdpKey(1), peer, input, now, &mut fx);
+            let got: Vec<Effect> = fx.drain().collect();
+            assert_eq!(
+                got,
+                vec![Effect::SendInputTo {
+                    via: UdpKey(1),
+                    peer,
+                    range: 0..input.len()
+                }],
+                "{input:?}"
+            );
+        }
     }
 
     #[test]

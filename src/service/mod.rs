@@ -25,6 +25,7 @@ use crate::status::{ServiceReport, StatusView};
 
 pub mod chat;
 pub mod echo;
+pub mod frame;
 pub mod http;
 pub mod rate;
 
@@ -37,6 +38,13 @@ pub struct ConnKey {
     pub slot: usize,
     pub id: u64,
 }
+
+/// Names one of the reactor's UDP sockets (a service's UDP twin). A
+/// datagram arrives with the key of the socket it came in on, and a reply
+/// names the socket to send it from: UDP has no connection to answer on,
+/// only a socket and the sender's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UdpKey(pub usize);
 
 /// What a service asks the reactor to do, as read back from [`Effects`].
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +71,21 @@ pub enum Effect<'a> {
     ResumeReading(ConnKey),
     /// Write a lifecycle event to the log.
     Record(Event),
+    /// Send one datagram carrying `bytes` (which may be empty) to `peer`
+    /// from the UDP socket `via`, now; one the kernel will not take at once
+    /// is dropped and counted, never queued.
+    SendTo {
+        via: UdpKey,
+        peer: SocketAddr,
+        bytes: &'a [u8],
+    },
+    /// [`Effect::SendTo`] with part of the input of this `on_datagram`
+    /// call, by range (udp-echo's reply, with no copy).
+    SendInputTo {
+        via: UdpKey,
+        peer: SocketAddr,
+        range: Range<usize>,
+    },
 }
 
 /// The stored form of an effect: sent bytes live in one arena that is
@@ -89,6 +112,16 @@ enum Op {
     PauseReading(ConnKey),
     ResumeReading(ConnKey),
     Record(Event),
+    SendTo {
+        via: UdpKey,
+        peer: SocketAddr,
+        range: Range<usize>,
+    },
+    SendInputTo {
+        via: UdpKey,
+        peer: SocketAddr,
+        range: Range<usize>,
+    },
 }
 
 /// A reusable buffer of effects. Services push into it; the reactor drains
@@ -173,6 +206,28 @@ impl Effects {
         self.ops.push(Op::Record(event));
     }
 
+    /// Send one datagram with a copy of `bytes` (empty is a valid
+    /// datagram) to `peer` from the UDP socket `via`. Never merged with
+    /// another: each call is one datagram.
+    pub fn send_to(&mut self, via: UdpKey, peer: SocketAddr, bytes: &[u8]) {
+        if self.ops.is_empty() {
+            self.arena.clear();
+        }
+        let start = self.arena.len();
+        self.arena.extend_from_slice(bytes);
+        self.ops.push(Op::SendTo {
+            via,
+            peer,
+            range: start..self.arena.len(),
+        });
+    }
+
+    /// Send `input[range]` as one datagram (empty included), where `input`
+    /// is the `bytes` of the current `on_datagram` call. Only valid there.
+    pub fn send_input_to(&mut self, via: UdpKey, peer: SocketAddr, range: Range<usize>) {
+        self.ops.push(Op::SendInputTo { via, peer, range });
+    }
+
     /// Yields the effects in the order they were pushed and leaves the
     /// buffer empty (keeping its capacity for the next call).
     pub fn drain(&mut self) -> impl Iterator<Item = Effect<'_>> {
@@ -189,6 +244,12 @@ impl Effects {
             Op::PauseReading(k) => Effect::PauseReading(k),
             Op::ResumeReading(k) => Effect::ResumeReading(k),
             Op::Record(e) => Effect::Record(e),
+            Op::SendTo { via, peer, range } => Effect::SendTo {
+                via,
+                peer,
+                bytes: &arena[range],
+            },
+            Op::SendInputTo { via, peer, range } => Effect::SendInputTo { via, peer, range },
         })
     }
 }
@@ -222,6 +283,19 @@ pub trait Service {
 
     /// A graceful stop began: say goodbye while output can still be sent.
     fn on_shutdown(&mut self, _fx: &mut Effects) {}
+
+    /// A datagram arrived on this service's UDP twin (`via`) from `peer`:
+    /// one whole message, possibly empty. No connection exists; answers go
+    /// out as [`Effect::SendTo`]. Services without a twin never get this.
+    fn on_datagram(
+        &mut self,
+        _via: UdpKey,
+        _peer: SocketAddr,
+        _bytes: &[u8],
+        _now: Instant,
+        _fx: &mut Effects,
+    ) {
+    }
 
     /// The connection has been silent for `--idle-timeout` (`idle`). By
     /// default it is closed (`reason=idle`); a service may first say why
@@ -289,4 +363,45 @@ pub trait Service {
     /// The loop has ended: hand over what must survive the process (chat's
     /// account files go to the writer thread, which the shell then joins).
     fn on_stop(&mut self, _now: Instant) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datagrams_are_never_merged_and_may_be_empty() {
+        let mut fx = Effects::new();
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        fx.send_to(UdpKey(0), peer, b"a");
+        fx.send_to(UdpKey(0), peer, b"b");
+        fx.send_to(UdpKey(0), peer, b"");
+        fx.send_input_to(UdpKey(1), peer, 0..0);
+        let got: Vec<Effect> = fx.drain().collect();
+        assert_eq!(
+            got,
+            vec![
+                Effect::SendTo {
+                    via: UdpKey(0),
+                    peer,
+                    bytes: b"a"
+                },
+                Effect::SendTo {
+                    via: UdpKey(0),
+                    peer,
+                    bytes: b"b"
+                },
+                Effect::SendTo {
+                    via: UdpKey(0),
+                    peer,
+                    bytes: b""
+                },
+                Effect::SendInputTo {
+                    via: UdpKey(1),
+                    peer,
+                    range: 0..0
+                },
+            ]
+        );
+    }
 }

@@ -317,7 +317,7 @@ fn bad_serve_values_are_usage_errors() {
         &["--max-clients", "0"],
         &["--log-keep", "1001"],
         &["--log-keep", "4294967295"],
-        &["--no-echo", "--no-chat", "--no-http"],
+        &["--no-echo", "--no-chat", "--no-http", "--no-frame"],
         &["--host", "no-such-host.invalid"],
     ] {
         let out = run_bin(["serve"].iter().copied().chain(args.iter().copied()));

@@ -185,7 +185,7 @@ fn every_endpoint_answers_with_its_status_code() {
         .iter()
         .map(|s| s["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names, ["echo", "http"]);
+    assert_eq!(names, ["echo", "http", "frame"]);
 
     let conns = h.get("/api/conns");
     assert_eq!(conns.status, 200);

@@ -121,7 +121,10 @@ impl Harness {
                 Effect::ResumeReading(k) => {
                     self.paused.remove(&k);
                 }
-                Effect::SendInput { .. } | Effect::Record(_) => {}
+                Effect::SendInput { .. }
+                | Effect::SendTo { .. }
+                | Effect::SendInputTo { .. }
+                | Effect::Record(_) => {}
             }
         }
     }

@@ -119,6 +119,11 @@ impl ServerBuilder {
         if !has("--http-ports") && !has("--no-http") {
             cmd.args(["--http-ports", "0"]);
         }
+        // Framed echo is on by default: give it a port the OS picks too, so
+        // parallel tests do not race for 7300-7399.
+        if !has("--frame-ports") && !has("--no-frame") {
+            cmd.args(["--frame-ports", "0"]);
+        }
         if !has("--shutdown-grace") {
             // A graceful stop waits for each client to close after the
             // server's FIN; tests that stop with users still connected
