@@ -21,6 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::auth::DeskConfig;
+use crate::auth::desk::AccountDesk;
 use crate::auth::desk::unix_ms_now;
 use crate::auth::hasher::Argon2Hasher;
 use crate::auth::worker::Worker;
@@ -32,7 +33,7 @@ use crate::names::Names;
 use crate::persist::Saver;
 use crate::reactor::{Config, Listening, Reactor};
 use crate::service::Service;
-use crate::service::chat::{ChatConfig, ChatRoom};
+use crate::service::chat::{ChatConfig, ChatRoom, account_key};
 use crate::service::echo::EchoService;
 use crate::service::frame::FrameService;
 use crate::service::http::HttpService;
@@ -47,6 +48,8 @@ use crate::sys;
 const RESERVED_FDS: u64 = 16;
 /// The `what=` of warnings about the names file.
 const NAMES_FILE: &str = "names-file";
+/// The `what=` of warnings about the accounts and sessions files.
+const ACCOUNTS_FILE: &str = "accounts-file";
 
 /// Why `serve` stopped with an error.
 #[derive(Debug)]
@@ -214,18 +217,7 @@ fn services(
             names,
         );
         if let Some(worker) = worker {
-            let warnings = chat.enable_accounts(
-                DeskConfig {
-                    accounts_path: args.accounts_path(),
-                    session_ttl: args.session_ttl.0,
-                },
-                Box::new(worker.queue()),
-                Box::new(worker.saver()),
-                (Instant::now(), unix_ms_now()),
-            );
-            for warning in &warnings {
-                event::record(warning);
-            }
+            chat.enable_accounts(load_accounts(args, worker));
         }
         chat.set_udp_limits(args.udp_member_timeout.non_zero(), args.max_clients);
         services.push((Box::new(chat), args.chat_ports, args.host));
@@ -244,6 +236,27 @@ fn services(
         services.push((Box::new(frame), args.frame_ports, args.host));
     }
     services
+}
+
+/// Loads the accounts and sessions files (one warning per damaged or
+/// unreadable file) into the desk chat's account rules run on; the desk
+/// sends hashing to `worker` and changed files to its writer.
+fn load_accounts(args: &ServeArgs, worker: &Worker) -> AccountDesk {
+    let config = DeskConfig {
+        accounts_path: args.accounts_path(),
+        session_ttl: args.session_ttl.0,
+    };
+    let clock = (Instant::now(), unix_ms_now());
+    let (mut desk, warnings) =
+        AccountDesk::load(config, account_key, Box::new(worker.queue()), clock);
+    desk.set_sink(Box::new(worker.saver()));
+    for error in warnings {
+        event::record(&Event::Warning {
+            what: ACCOUNTS_FILE,
+            error,
+        });
+    }
+    desk
 }
 
 /// Loads the names file (one warning if it is damaged or unusable) and

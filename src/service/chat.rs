@@ -98,7 +98,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::auth::desk::{Finished, Hold, Refusal, TokenLogin};
-use crate::auth::{AccountDesk, AuthHow, AuthResult, DeskConfig, Done, JobQueue, SnapshotSink};
+use crate::auth::{AccountDesk, AuthHow, AuthResult, Done};
 use crate::codec::{Line, LineDecoder};
 use crate::event::{DisconnectReason, Event, PauseWhy};
 use crate::names::{Names, check_name, name_key};
@@ -137,8 +137,6 @@ const HELP: &[u8] = b"* commands:\n\
 /// The `/who` line is capped at `max_line_bytes`, but never below this.
 const WHO_MIN_BYTES: usize = 1024;
 
-/// The `what=` of warnings about the accounts and sessions files.
-const ACCOUNTS_WARNING: &str = "accounts-file";
 const BUSY: &[u8] = b"! busy, try again\n";
 const WRONG_PASSWORD: &[u8] = b"! wrong password\n";
 const NOT_LOGGED_IN: &[u8] = b"! you are not logged in; /register PASSWORD protects your name\n";
@@ -250,28 +248,11 @@ impl ChatRoom {
         &self.names
     }
 
-    /// Turns accounts on: loads the accounts and sessions files named in
-    /// `config` (their problems come back as warning events), sends
-    /// hashing jobs to `queue`, and hands changed files to `sink` from
-    /// [`Service::on_timer`]. `clock` pairs an `Instant` with the Unix time
-    /// in milliseconds at that instant, for session expiry.
-    pub fn enable_accounts(
-        &mut self,
-        config: DeskConfig,
-        queue: Box<dyn JobQueue>,
-        sink: Box<dyn SnapshotSink>,
-        clock: (Instant, u64),
-    ) -> Vec<Event> {
-        let (mut desk, warnings) = AccountDesk::load(config, account_key, queue, clock);
-        desk.set_sink(sink);
+    /// Turns on accounts (`/register`, passwords, tokens) with a desk the
+    /// shell built: it loaded the files and gave the desk its job queue and
+    /// its writer, so the room itself never touches the disk.
+    pub fn enable_accounts(&mut self, desk: AccountDesk) {
         self.desk = Some(desk);
-        warnings
-            .into_iter()
-            .map(|error| Event::Warning {
-                what: ACCOUNTS_WARNING,
-                error,
-            })
-            .collect()
     }
 
     /// Open chat connections (joined or still at the name prompt).
@@ -967,7 +948,7 @@ impl ChatRoom {
 
 /// Accounts are keyed like names in the room ([`name_key`]), so `Alice`
 /// and a look-alike `Аlice` are one account.
-fn account_key(name: &str) -> Box<str> {
+pub fn account_key(name: &str) -> Box<str> {
     name_key(name).into_boxed_str()
 }
 
