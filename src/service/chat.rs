@@ -582,8 +582,6 @@ impl ChatRoom {
             .is_some_and(|m| !matches!(m.stage, Stage::Left))
     }
 
-    /// The user leaves the room now and the connection is closed: nothing
-    /// more is queued for it, and its later input is ignored.
     /// Charges the user's allowance for the lines of one read; overdrawn,
     /// the user is not read again until it refills (`/nick` and other
     /// commands count as lines too).
@@ -608,6 +606,8 @@ impl ChatRoom {
         }
     }
 
+    /// The user leaves the room now and the connection is closed: nothing
+    /// more is queued for it, and its later input is ignored.
     fn drop_member(&mut self, key: ConnKey, reason: DisconnectReason, fx: &mut Effects) {
         if matches!(
             self.members.get(&key),
