@@ -97,6 +97,9 @@ pub struct UdpResult {
     pub duplicated: u64,
     /// Datagrams the kernel refused (`ENOBUFS`) before they left.
     pub send_dropped: u64,
+    /// Of `lost`: replies dropped by our own full receive buffers (the
+    /// generator was too slow to read them), not by the server.
+    pub client_drops: u64,
 }
 
 /// Open loop (echo, udp-echo, connect with `--rate`): what was asked and
@@ -219,6 +222,7 @@ impl Report {
             reordered: stats.reordered,
             duplicated: stats.duplicated,
             send_dropped: stats.send_dropped,
+            client_drops: stats.client_drops,
         });
         // What the generator did, not what came back: a UDP run that sent
         // at the rate asked met it, however many replies were lost.
@@ -295,7 +299,7 @@ impl Report {
             // The framed echo service closes a connection whose header
             // announces more than its --max-frame.
             let framed_hint = if self.framed && self.size > DEFAULT_MAX_FRAME {
-                "; or is --size above the server's --max-frame (1MiB unless set)?"
+                " Or is --size above the server's --max-frame (1MiB unless set)?"
             } else {
                 ""
             };
@@ -430,6 +434,7 @@ impl Report {
             v["reordered"] = json!(u.reordered);
             v["duplicated"] = json!(u.duplicated);
             v["send_dropped"] = json!(u.send_dropped);
+            v["client_drops"] = json!(u.client_drops);
         }
         if self.scenario == "connect" {
             v["connects_per_sec"] = json!(round2(self.msgs_per_sec));
@@ -547,16 +552,14 @@ impl Report {
         if let Some(u) = &self.udp {
             writeln!(
                 f,
-                "datagrams:   {} sent, {} received ({:.0}/s), {} lost ({:.3}%), {} reordered, {} duplicated",
-                u.sent,
-                u.received,
-                self.msgs_per_sec,
-                u.lost,
-                u.lost_pct,
-                u.reordered,
-                u.duplicated
+                "datagrams:   {} sent, {} received ({:.0}/s); {directions}",
+                u.sent, u.received, self.msgs_per_sec,
             )?;
-            writeln!(f, "traffic:     {directions}")?;
+            writeln!(
+                f,
+                "lost:        {} ({:.3}%; {} of them in our own full receive buffers), {} reordered, {} duplicated",
+                u.lost, u.lost_pct, u.client_drops, u.reordered, u.duplicated
+            )?;
         }
         match (&self.chat, self.scenario) {
             (Some(c), _) => {
@@ -812,10 +815,9 @@ mod tests {
         assert_eq!(v["scenario"], "udp-echo");
         let text = r.to_string();
         assert!(text.contains("sockets:     3 opened, 0 failed"), "{text}");
+        assert!(text.contains("200 sent, 190 received (95/s); "), "{text}");
         assert!(
-            text.contains(
-                "200 sent, 190 received (95/s), 10 lost (5.000%), 2 reordered, 1 duplicated"
-            ),
+            text.contains("lost:        10 (5.000%; 0 of them in our own full receive buffers), 2 reordered, 1 duplicated"),
             "{text}"
         );
         assert!(!text.contains("ramp"), "{text}");

@@ -149,6 +149,9 @@ pub struct Stats {
     pub reordered: u64,
     /// UDP: extra copies of a reply already received.
     pub duplicated: u64,
+    /// UDP: replies the kernel dropped because our own sockets' receive
+    /// buffers were full (part of `lost`; from `/proc/net/udp`).
+    pub client_drops: u64,
     /// Round-trip (echo, udp-echo), delivery (chat) or connect-to-reply
     /// (connect) latency in microseconds.
     pub latency_us: Histogram<u64>,
@@ -193,6 +196,7 @@ impl Stats {
             lost: 0,
             reordered: 0,
             duplicated: 0,
+            client_drops: 0,
             latency_us: new_histogram(),
         }
     }
@@ -223,7 +227,7 @@ impl Stats {
         add_fields!(self, other; messages, bytes, bytes_sent, bytes_received,
             verify_errors, io_errors, served, incomplete, not_started, delivered,
             send_dropped, server_errors, foreign_lines, sent, lost, reordered,
-            duplicated);
+            duplicated, client_drops);
         // Both histograms have the same bounds, so adding cannot fail; if it
         // somehow did, the merged percentiles would only miss that thread.
         let _ = self.latency_us.add(&other.latency_us);

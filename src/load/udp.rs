@@ -32,12 +32,18 @@
 //! every datagram is answered, or nothing has come back for [`QUIET`], at
 //! most the run's drain. Then `lost` = sent − received (unique verified
 //! replies): a datagram the network (or a full socket buffer at either
-//! end) dropped, and a reply too late for the drain, are both lost.
+//! end) dropped, and a reply too late for the drain, are both lost. How
+//! many of those our own sockets dropped (their receive buffers were full:
+//! the generator, not the server, was too slow) is read from the `drops`
+//! column of `/proc/net/udp` before the sockets close.
 //!
 //! Read `worker.rs` for the loop, `echo.rs` for the TCP twin.
 
+use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
@@ -56,6 +62,11 @@ use super::worker::{Core, Ready, Scenario, Why};
 pub const MAX_DATAGRAM_BYTES: usize = 65_507;
 /// The smallest `--size`: a datagram must hold its stamp.
 pub const MIN_DATAGRAM_BYTES: usize = STAMP_BYTES;
+/// Datagrams sent per wakeup at most. A generator that fell behind its
+/// schedule must still go back to `poll` and read replies between sends:
+/// otherwise its own receive buffers overflow and it reports loss that the
+/// server did not cause, and the load phase overruns its end.
+const SEND_BUDGET: usize = 256;
 /// After the load, the drain ends once no reply has come for this long
 /// (a lost datagram never comes; waiting the whole drain for it would only
 /// make every lossy run longer).
@@ -294,6 +305,44 @@ fn open(target: &Target, client: usize) -> io::Result<UdpSocket> {
     Ok(UdpSocket::from_std(sock.into()))
 }
 
+/// The inode of the socket behind descriptor `fd`: how `/proc/net/udp`
+/// names it.
+fn socket_inode(fd: RawFd) -> Option<u64> {
+    std::fs::metadata(format!("/proc/self/fd/{fd}"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Datagrams the kernel dropped at the sockets `inodes` (their receive
+/// buffers were full), summed from `/proc/net/udp` and `/proc/net/udp6`;
+/// 0 where those cannot be read.
+fn receive_drops(inodes: &HashSet<u64>) -> u64 {
+    if inodes.is_empty() {
+        return 0;
+    }
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|table| drops_in_table(&table, inodes))
+        .sum()
+}
+
+/// The `drops` of the rows of a `/proc/net/udp` table whose inode is in
+/// `inodes`. Columns: sl, local, remote, st, tx:rx queue, tr:when,
+/// retrnsmt, uid, timeout, inode, ref, pointer, drops.
+fn drops_in_table(table: &str, inodes: &HashSet<u64>) -> u64 {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let inode: u64 = cols.get(9)?.parse().ok()?;
+            let drops: u64 = cols.get(12)?.parse().ok()?;
+            inodes.contains(&inode).then_some(drops)
+        })
+        .sum()
+}
+
 impl Scenario for UdpEcho {
     type Conn = Sock;
 
@@ -332,8 +381,14 @@ impl Scenario for UdpEcho {
         self.schedule.next_due()
     }
 
+    /// Send what came due, at most [`SEND_BUDGET`] datagrams: the rest
+    /// waits for the next turn, after the replies that came meanwhile were
+    /// read.
     fn on_wakeup(&mut self, core: &mut Core<'_, Sock>, now: Instant) {
-        while let Some((i, _round)) = self.schedule.pop_due(now) {
+        for _ in 0..SEND_BUDGET {
+            let Some((i, _round)) = self.schedule.pop_due(now) else {
+                return;
+            };
             let c = &mut core.slots[i].conn;
             if c.sock.is_none() {
                 continue;
@@ -352,7 +407,23 @@ impl Scenario for UdpEcho {
         core: &mut Core<'_, Sock>,
         _events: &mut mio::Events,
     ) -> Result<(), super::Error> {
+        // Datagrams that came due before the load's end while the
+        // generator was behind were never popped: count them as due.
+        let load_end = core.load_end();
+        while let Some((i, _round)) = self.schedule.pop_due(load_end) {
+            let c = &mut core.slots[i].conn;
+            if c.sock.is_some() {
+                c.due_count += 1;
+            }
+        }
+        let inodes: HashSet<u64> = core
+            .slots
+            .iter()
+            .filter_map(|slot| slot.conn.sock.as_ref())
+            .filter_map(|s| socket_inode(s.as_raw_fd()))
+            .collect();
         let stats = &mut core.stats;
+        stats.client_drops += receive_drops(&inodes);
         for slot in &mut core.slots {
             let c = &mut slot.conn;
             stats.lost += c.outstanding();
@@ -366,6 +437,25 @@ impl Scenario for UdpEcho {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drops_are_read_for_our_sockets_only() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+ 2964: 0100007F:B481 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1471471 2 000000006793b40c 225585\n\
+ 3178: 0100007F:B557 0100007F:B481 01 00000000:00000000 00:00000000 00000000  1000        0 1473154 2 00000000729e314a 7\n";
+        let ours: HashSet<u64> = [1_473_154].into();
+        assert_eq!(drops_in_table(table, &ours), 7);
+        assert_eq!(drops_in_table("garbage\nmore garbage", &ours), 0);
+        // A real socket of ours is in the live table, with no drops.
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let inode = socket_inode(s.as_raw_fd()).expect("a socket has an inode");
+        let live = std::fs::read_to_string("/proc/net/udp").unwrap();
+        assert!(
+            live.contains(&format!(" {inode} ")),
+            "{inode} not in {live}"
+        );
+        assert_eq!(receive_drops(&[inode].into()), 0);
+    }
 
     #[test]
     fn ids_keep_the_token_and_the_client_apart() {

@@ -321,6 +321,11 @@ impl<'a, C> Core<'a, C> {
         self.loading && now < self.load_end
     }
 
+    /// When the load phase ends (sends due after it are never made).
+    pub fn load_end(&self) -> Instant {
+        self.load_end
+    }
+
     /// Slots holding a connection (any state but `Free`).
     pub fn open_slots(&self) -> usize {
         self.slots.len() - self.free.len() - self.released.len()
