@@ -99,6 +99,20 @@ impl FrameCheck {
             ok: true,
         }
     }
+
+    /// The reply is complete (header plus payload bytes were read): it was
+    /// good if it was exactly one frame equal to the payload. Ready for
+    /// the next reply either way.
+    fn finish_message(&mut self, size: usize) -> bool {
+        let good = self.ok && self.frames == 1 && self.decoder.is_between_frames();
+        if !good {
+            // Out of step (or failed): start the next reply afresh.
+            self.decoder = FrameDecoder::new(size);
+        }
+        self.frames = 0;
+        self.ok = true;
+        good
+    }
 }
 
 /// One thread's echo scenario.
@@ -461,22 +475,6 @@ fn check_frames(check: &mut FrameCheck, bytes: &[u8], payload: &[u8]) {
     });
     if fed.is_err() {
         *ok = false;
-    }
-}
-
-impl FrameCheck {
-    /// The reply is complete (header plus payload bytes were read): it was
-    /// good if it was exactly one frame equal to the payload. Ready for
-    /// the next reply either way.
-    fn finish_message(&mut self, size: usize) -> bool {
-        let good = self.ok && self.frames == 1 && self.decoder.is_between_frames();
-        if !good {
-            // Out of step (or failed): start the next reply afresh.
-            self.decoder = FrameDecoder::new(size);
-        }
-        self.frames = 0;
-        self.ok = true;
-        good
     }
 }
 
