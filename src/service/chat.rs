@@ -90,7 +90,8 @@
 //!   once, so nothing more is queued for a connection that is closing.
 //!
 //! Costs: a connection holds a `Member` (128 bytes on x86-64: its IP,
-//! two instants for `/who`, its decoder, its stage and name) — the decoder's buffer exists only while a line spans
+//! its decoder, its stage and name, and two times in seconds for `/who`)
+//! — the decoder's buffer exists only while a line spans
 //! two reads. A broadcast line is formatted once into an `Rc<[u8]>` and the
 //! same buffer is queued for every receiver, so a message to N users costs
 //! one allocation, not N copies. Handling lines allocates nothing else on
