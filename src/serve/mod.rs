@@ -7,12 +7,14 @@
 //! line. This file does the rest, in order: set up logging, log `start`,
 //! fit `--max-clients` to the descriptor limit, build the services, bind
 //! each to the first free port of its range (`listen.rs`), announce the
-//! listening addresses, run the loop, and log `stop`.
+//! listening addresses (with the machine's own addresses when a service
+//! listens on all of them: `reach.rs`), run the loop, and log `stop`.
 //!
 //! Adding a service is a new module in `service/` and one entry in
 //! [`services`].
 
 pub mod listen;
+pub mod reach;
 pub mod udp;
 
 use std::fmt;
@@ -50,6 +52,8 @@ const RESERVED_FDS: u64 = 16;
 const NAMES_FILE: &str = "names-file";
 /// The `what=` of warnings about the accounts and sessions files.
 const ACCOUNTS_FILE: &str = "accounts-file";
+/// The `what=` of a warning that the interface addresses are unknown.
+const INTERFACES: &str = "interfaces";
 
 /// Why `serve` stopped with an error.
 #[derive(Debug)]
@@ -143,13 +147,14 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
     if let Some(worker) = worker {
         reactor.attach_worker(worker).map_err(Error::Poll)?;
     }
+    let interfaces = reachable_interfaces(args);
     for (index, name) in names.into_iter().enumerate() {
         if let Some(addr) = reactor.listener_addr(index) {
-            announce(name, addr);
+            announce(name, addr, &interfaces);
         }
         for &(_, twin, key) in twin_keys.iter().filter(|t| t.0 == index) {
             if let Some(addr) = reactor.udp_addr(key) {
-                announce(twin, addr);
+                announce(twin, addr, &interfaces);
             }
         }
     }
@@ -288,13 +293,34 @@ fn load_names(args: &ServeArgs) -> (Names, Option<Saver>) {
     }
 }
 
-/// Logs `listen` and prints `NAME listening on ADDR`: the program's
-/// output, not a log line, so it is printed at any console level. A closed
-/// stdout (`| head`) must not panic the server, as `println!` would: the
-/// line is best effort.
-fn announce(service: &'static str, addr: SocketAddr) {
+/// Logs `listen` and prints `NAME listening on ADDR`, and for an
+/// unspecified address (`0.0.0.0`, `::`) one `  NAME reachable at IP:PORT`
+/// line per interface address (`reach.rs`): the program's output, not log
+/// lines, so they are printed at any console level. A closed stdout
+/// (`| head`) must not panic the server, as `println!` would: the lines are
+/// best effort.
+fn announce(service: &'static str, addr: SocketAddr, interfaces: &[IpAddr]) {
     event::record(&Event::Listen { service, addr });
-    let _ = writeln!(io::stdout(), "{service} listening on {addr}");
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{service} listening on {addr}");
+    for at in reach::reachable(addr, interfaces) {
+        let _ = writeln!(out, "  {service} reachable at {at}");
+    }
+}
+
+/// The machine's interface addresses, asked only when some service binds
+/// an unspecified address; a failure is one warning and no extra lines.
+fn reachable_interfaces(args: &ServeArgs) -> Vec<IpAddr> {
+    if !args.host.is_unspecified() && !args.http_host.is_unspecified() {
+        return Vec::new();
+    }
+    reach::interface_addrs().unwrap_or_else(|e| {
+        event::record(&Event::Warning {
+            what: INTERFACES,
+            error: format!("cannot list the interface addresses: {e}"),
+        });
+        Vec::new()
+    })
 }
 
 fn log_config(args: &ServeArgs) -> LogConfig {

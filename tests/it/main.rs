@@ -44,6 +44,7 @@ mod common;
 mod accounts;
 mod browser;
 mod chat;
+mod class;
 mod cli;
 mod client;
 mod echo;

@@ -506,7 +506,10 @@ fn registered_names_are_not_handed_out_by_ip() {
     let b = r.join(B, "bob");
     r.send(b, b"/quit\n");
     let b2 = r.connect(B);
-    assert_eq!(r.lines(b2), lines(&["* welcome back, bob"]));
+    assert_eq!(
+        r.lines(b2),
+        lines(&["* welcome back, bob", "* not bob? type /nick NEWNAME"])
+    );
 }
 
 #[test]
