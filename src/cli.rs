@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::status::trace::Lang;
+use crate::lang::Lang;
 
 /// Default port ranges, in one place: the server binds the first free port
 /// of each, and the clients and load generator default to its first port.
@@ -135,7 +135,7 @@ pub struct ServeArgs {
     /// One console line per reactor turn: how long poll slept, what woke it, what the turn did (at most 20 lines a second).
     #[arg(long)]
     pub trace: bool,
-    /// Language of --explain and --trace: en, uk, ru [default: from LC_ALL, LC_MESSAGES, LANG; else en].
+    /// Language of --explain and --trace (log lines stay English): en, uk, ru [default: from LC_ALL, LC_MESSAGES, LANG; else en].
     #[arg(long, value_name = "LANG", value_parser = parse_lang)]
     pub lang: Option<Lang>,
     /// Connections of all services together; more are refused with a message.
