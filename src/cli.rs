@@ -247,9 +247,26 @@ pub struct ClientArgs {
     /// Echo only: the framed echo service, each line sent with a 4-byte length header [port 7300].
     #[arg(long, conflicts_with = "udp")]
     pub framed: bool,
+    /// Quiet: print only what the server sends, and errors (no lifecycle messages).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// A slow reader: pause this long before each read of the socket (at most 1 KiB a read), to show backpressure.
+    #[arg(long, value_name = "DURATION")]
+    pub read_delay: Option<HumanDuration>,
+    /// Close with RST instead of FIN (SO_LINGER 0), so the server logs reason=reset; the exit word is not sent.
+    #[arg(long, conflicts_with = "udp")]
+    pub reset: bool,
+    /// Language of the lifecycle messages: en, uk, ru [default: from LC_ALL, LC_MESSAGES, LANG; else en].
+    #[arg(long, value_name = "LANG", value_parser = parse_lang)]
+    pub lang: Option<Lang>,
 }
 
 impl ClientArgs {
+    /// `--lang`, or the language of the environment.
+    pub fn language(&self) -> Lang {
+        self.lang.unwrap_or_else(Lang::from_env)
+    }
+
     /// `--framed` is for `echochat echo` only (the chat protocol is lines).
     /// A usage error, like every bad option (exit 2).
     ///

@@ -108,7 +108,7 @@ impl TraceLimiter {
 /// (listeners 1, connections 2, control 0); accepted 1, read 2, wrote 2,
 /// closed 0; the turn took 85 µs`. In Ukrainian and Russian a turn is an
 /// iteration of the loop ("ітерація"/"итерация") and a listener is a
-/// listening socket ("прослуховування"/"прослушивание"), the course's words.
+/// listening socket ("сокет прослуховування"/"слушающий сокет"), the course's words.
 pub fn write_turn(lang: Lang, t: &TurnTrace, out: &mut String) {
     let (n, slept, took) = (t.turn, Dur(lang, t.slept), Dur(lang, t.took));
     out.push_str(&tr!(
@@ -129,8 +129,8 @@ pub fn write_turn(lang: Lang, t: &TurnTrace, out: &mut String) {
         tr!(
             lang,
             "events: {e} (listeners {l}, connections {c}, control {k}); ",
-            "подій: {e} (прослуховування {l}, з'єднання {c}, керування {k}); ",
-            "событий: {e} (прослушивание {l}, соединения {c}, управление {k}); ",
+            "подій: {e} (сокети прослуховування {l}, з'єднання {c}, керування {k}); ",
+            "событий: {e} (слушающие сокеты {l}, соединения {c}, управление {k}); ",
         )
     });
     let (a, r, w, c) = (t.accepts, t.reads, t.writes, t.closes);
@@ -148,7 +148,7 @@ pub fn write_hidden(lang: Lang, hidden: u64, out: &mut String) {
     let max = TRACE_LINES_PER_SEC;
     out.push_str(&tr!(
         lang,
-        "trace: turns in the last second not shown: {hidden} (at most {max} lines a second)\n",
+        "trace: turns in the last second that were not shown: {hidden} (at most {max} lines a second)\n",
         "trace: ітерацій за останню секунду не показано: {hidden} (не більше {max} рядків на секунду)\n",
         "trace: итераций за последнюю секунду не показано: {hidden} (не больше {max} строк в секунду)\n",
     ));
@@ -229,7 +229,10 @@ mod tests {
         let mut out = String::new();
         write_turn(Lang::Uk, &sample(), &mut out);
         assert!(out.starts_with("ітерація 42: poll чекав 12,3 мс;"), "{out}");
-        assert!(out.contains("(прослуховування 1, з'єднання 2,"), "{out}");
+        assert!(
+            out.contains("(сокети прослуховування 1, з'єднання 2,"),
+            "{out}"
+        );
         assert!(out.ends_with("ітерація тривала 85 мкс\n"), "{out}");
         out.clear();
         write_turn(Lang::Ru, &sample(), &mut out);
@@ -257,7 +260,7 @@ mod tests {
         limiter.offer(start + Duration::from_millis(1_000), &sample(), &mut out);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2, "{out}");
-        assert!(lines[0].contains("not shown: 980"), "{}", lines[0]);
+        assert!(lines[0].contains("were not shown: 980"), "{}", lines[0]);
         assert!(lines[1].starts_with("turn 42:"));
         assert_eq!(limiter.hidden(), 0);
     }

@@ -51,6 +51,7 @@ mod exit_word;
 mod framed;
 mod hardening;
 mod http;
+mod lang;
 mod limits;
 mod load;
 mod log;
