@@ -309,8 +309,8 @@ fn disconnect(lang: Lang, reason: DisconnectReason) -> String {
         DisconnectReason::Full => tr!(
             lang,
             "over --max-clients (or --max-per-ip): the client was told the server is full, and closed",
-            "понад --max-clients (або --max-per-ip): клієнту сказано, що сервер заповнений, і закрито",
-            "сверх --max-clients (или --max-per-ip): клиенту сказано, что сервер заполнен, и закрыто",
+            "понад --max-clients (або --max-per-ip): клієнту сказано, що сервер заповнений, і з'єднання закрито",
+            "сверх --max-clients (или --max-per-ip): клиенту сказано, что сервер заполнен, и соединение закрыто",
         ),
         DisconnectReason::Shutdown => tr!(
             lang,
@@ -393,8 +393,8 @@ fn warning(lang: Lang, what: &str) -> String {
         "register" => tr!(
             lang,
             "epoll would not watch the new socket, so it was closed; the server goes on",
-            "epoll не взявся стежити за новим сокетом, тож його закрито; сервер працює далі",
-            "epoll не взялся следить за новым сокетом, поэтому его закрыли; сервер работает дальше",
+            "epoll відмовився стежити за новим сокетом, тож його закрито; сервер працює далі",
+            "epoll отказался следить за новым сокетом, поэтому его закрыли; сервер работает дальше",
         ),
         _ => tr!(
             lang,
