@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::status::trace::Lang;
+use crate::lang::Lang;
 
 /// Default port ranges, in one place: the server binds the first free port
 /// of each, and the clients and load generator default to its first port.
@@ -135,7 +135,7 @@ pub struct ServeArgs {
     /// One console line per reactor turn: how long poll slept, what woke it, what the turn did (at most 20 lines a second).
     #[arg(long)]
     pub trace: bool,
-    /// Language of --explain and --trace: en, uk, ru [default: from LC_ALL, LC_MESSAGES, LANG; else en].
+    /// Language of --explain and --trace (log lines stay English): en, uk, ru [default: from LC_ALL, LC_MESSAGES, LANG; else en].
     #[arg(long, value_name = "LANG", value_parser = parse_lang)]
     pub lang: Option<Lang>,
     /// Connections of all services together; more are refused with a message.
@@ -247,9 +247,26 @@ pub struct ClientArgs {
     /// Echo only: the framed echo service, each line sent with a 4-byte length header [port 7300].
     #[arg(long, conflicts_with = "udp")]
     pub framed: bool,
+    /// Quiet: print only what the server sends, and errors (no lifecycle messages).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// A slow reader: pause this long before each read of the socket (at most 1 KiB a read), to show backpressure.
+    #[arg(long, value_name = "DURATION")]
+    pub read_delay: Option<HumanDuration>,
+    /// Close with RST instead of FIN (SO_LINGER 0), so the server logs reason=reset; the exit word is not sent.
+    #[arg(long, conflicts_with = "udp")]
+    pub reset: bool,
+    /// Language of the lifecycle messages: en, uk, ru [default: from LC_ALL, LC_MESSAGES, LANG; else en].
+    #[arg(long, value_name = "LANG", value_parser = parse_lang)]
+    pub lang: Option<Lang>,
 }
 
 impl ClientArgs {
+    /// `--lang`, or the language of the environment.
+    pub fn language(&self) -> Lang {
+        self.lang.unwrap_or_else(Lang::from_env)
+    }
+
     /// `--framed` is for `echochat echo` only (the chat protocol is lines).
     /// A usage error, like every bad option (exit 2).
     ///

@@ -83,6 +83,8 @@ impl std::error::Error for Error {}
 /// An unwritable log directory, a range with no free port, or a failing
 /// `poll`.
 pub fn serve(args: &ServeArgs) -> Result<(), Error> {
+    // Before the first event: `--explain` sentences are in this language.
+    crate::lang::set_current(args.language());
     let log = logging::init(&log_config(args)).map_err(Error::Logging)?;
     let started = Instant::now();
     event::record(&Event::Start {

@@ -52,6 +52,7 @@ mod exit_word;
 mod framed;
 mod hardening;
 mod http;
+mod lang;
 mod limits;
 mod load;
 mod log;
