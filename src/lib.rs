@@ -7,19 +7,25 @@
 //!    connections. `run()` and `turn()` come first and read aloud as the
 //!    steps of an event-driven server; each step has its own file
 //!    (`accept.rs`, `read.rs`, `effects.rs`, `flush.rs`, `timers.rs`,
-//!    `stop.rs`), and `conn.rs` is one connection's state. `udp.rs` adds
-//!    the UDP twins: datagram sockets in the same `Poll`, no connections.
+//!    `save.rs`, `stop.rs`), `conn.rs` is one connection's state, and
+//!    `control.rs` brings signals and the teacher's console in as events.
+//!    `udp.rs` adds the UDP twins: datagram sockets in the same `Poll`,
+//!    no connections.
 //! 2. `service/mod.rs` and `service/echo.rs` — protocols as state machines:
 //!    bytes in, effects out, no sockets. `service/chat.rs` is the bigger one
-//!    (`chat/udp.rs`: the same room over UDP); `service/frame.rs` is echo
-//!    with a length header per message.
+//!    (`chat/udp.rs`: the same room over UDP; `rate.rs`: its flood
+//!    control); `service/frame.rs` is echo with a length header per
+//!    message.
 //! 3. `serve/` — the shell around the loop: options, logging, the
-//!    descriptor limit, binding port ranges, announcing, stopping. The
-//!    reactor never sees the command line.
+//!    descriptor limit, binding port ranges, announcing (`reach.rs`: the
+//!    `reachable at` lines), stopping. The reactor never sees the command
+//!    line.
 //! 4. `event.rs` — every lifecycle event, defined once, and `record()`, the
-//!    one place that logs them (with the traffic cap, `event/traffic.rs`);
-//!    `logging/` sends the lines to a rotating file and the console, and
-//!    `logread/` (`echochat log`) reads them back.
+//!    one place that logs them (`event/explain.rs`: the `--explain`
+//!    sentences; `event/traffic.rs`: the traffic cap); `logfmt.rs` writes
+//!    and reads the line format; `logging/` sends the lines to a rotating
+//!    file and the console, and `logread/` (`echochat log`) reads them
+//!    back.
 //! 5. `codec.rs` — the line decoder shared by chat, its client and the load
 //!    generator; `telnet.rs` — what a `telnet` client mixes into what its
 //!    user types, and the chat's answers; `frame.rs` — length-prefixed
@@ -29,13 +35,17 @@
 //! 7. `names.rs` and `text.rs` — which names and which characters may
 //!    reach other users (Unicode's own security advice, UTS #39);
 //!    `names/store.rs` keeps names by IP in memory, and `persist.rs` saves
-//!    such state on a thread of its own, so no client makes the loop wait
-//!    on the disk.
+//!    such state on a thread of its own (`reactor/save.rs` hands it over),
+//!    so no client makes the loop wait on the disk.
 //! 8. `auth/` — chat accounts, and the one other thread: why password
 //!    hashing must leave the reactor, and how its answers come back
-//!    (`auth/worker.rs`).
-//! 9. `client/` and `load/` — the same ideas seen from the client side.
-//! 10. `lang/` — `--lang`: what the program says to people (`--explain`,
+//!    (`auth/worker.rs`, then `reactor/worker.rs`).
+//! 9. `status/`, `service/http/` and `metrics.rs` — the reactor seen from
+//!    outside: counters and the per-turn record (`--trace`), the status
+//!    page that shows them live, and `/metrics` for Prometheus;
+//!    `reactor/watch.rs` is the end-of-turn step that lends them the slab.
+//! 10. `client/` and `load/` — the same ideas seen from the client side.
+//! 11. `lang/` — `--lang`: what the program says to people (`--explain`,
 //!     `--trace`, the clients' messages) in English, Ukrainian or Russian.
 //!
 //! `main.rs` only parses the command line and calls into this library, so
