@@ -207,6 +207,9 @@ pub struct ChatRoom {
     udp: udp::UdpMembers,
     /// Lines and datagrams users sent, for `/stats` and the status page.
     messages: u64,
+    /// Account attempts that failed (wrong, locked, expired), for
+    /// `/metrics`' `auth_failures` (counted only once accounts are on).
+    auth_failures: u64,
     /// When the room was made: members' times are kept as seconds after it.
     epoch: Instant,
 }
@@ -267,6 +270,7 @@ impl ChatRoom {
             paused: BinaryHeap::new(),
             lines_this_read: 0,
             messages: 0,
+            auth_failures: 0,
             epoch: Instant::now(),
         }
     }
@@ -1091,6 +1095,9 @@ impl ChatRoom {
         result: AuthResult,
         fx: &mut Effects,
     ) {
+        if result != AuthResult::Ok {
+            self.auth_failures += 1;
+        }
         fx.record(Event::Auth {
             service: "chat",
             conn: key.id,
@@ -1179,6 +1186,7 @@ impl Service for ChatRoom {
         crate::status::ServiceReport {
             users: Some((self.online.len() + self.udp.len()) as u64),
             messages: Some(self.messages),
+            auth_failures: self.desk.is_some().then_some(self.auth_failures),
             ..Default::default()
         }
     }
