@@ -2,26 +2,26 @@
 //! client can do.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::scenarios::Load;
-use crate::server::ServerProc;
+use crate::drive::Outcome;
 use crate::table::Measured;
 
 /// The least an echo load client can do: one mio loop, `clients`
-/// connections, each sending 1 KiB and reading 1 KiB back, with one `send`
-/// and one `recv` per message and no verification or statistics. The
-/// yardstick for `echochat load`'s own overhead.
-pub fn run(server: &ServerProc, load: &Load) -> Measured {
+/// connections, each sending `payload` bytes and reading them back, with
+/// one `send` and one `recv` per message and no verification or
+/// statistics. The yardstick for `echochat load`'s own overhead; `framed`:
+/// each message carries framed echo's 4-byte big-endian length header too,
+/// so framed and plain echo are driven alike.
+pub fn run(addr: SocketAddr, clients: usize, secs: u64, payload: usize, framed: bool) -> Outcome {
     use mio::{Events, Interest, Poll, Token};
-    let Load::Echo { clients, secs, .. } = *load else {
-        panic!("the minimal client only does echo");
-    };
-    let addr = server.echo.expect("echo address");
-    let cpu0 = server.cpu_us();
     let mut poll = Poll::new().expect("poll");
-    let msg = [0xA5u8; 1024];
+    let mut msg = Vec::with_capacity(payload + 4);
+    if framed {
+        msg.extend_from_slice(&(payload as u32).to_be_bytes());
+    }
+    msg.resize(msg.len() + payload, 0xA5);
     let mut conns = Vec::with_capacity(clients);
     for i in 0..clients {
         let std = TcpStream::connect(addr).expect("connect");
@@ -37,7 +37,7 @@ pub fn run(server: &ServerProc, load: &Load) -> Measured {
         s.write_all(&msg).expect("first message");
     }
     let mut events = Events::with_capacity(1024);
-    let mut buf = [0u8; 1024];
+    let mut buf = vec![0u8; msg.len()];
     let mut messages = 0u64;
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
@@ -64,11 +64,12 @@ pub fn run(server: &ServerProc, load: &Load) -> Measured {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = server.cpu_us() - cpu0;
-    Measured {
-        msgs_per_sec: messages as f64 / elapsed,
-        mib_per_sec: messages as f64 * 1024.0 / elapsed / 1048576.0,
-        cpu_us_per_msg: cpu / messages.max(1) as f64,
-        ..Measured::default()
+    Outcome {
+        measured: Measured {
+            msgs_per_sec: messages as f64 / elapsed,
+            mib_per_sec: (messages * payload as u64) as f64 / elapsed / 1048576.0,
+            ..Measured::default()
+        },
+        messages,
     }
 }
