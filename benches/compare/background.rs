@@ -77,7 +77,8 @@ impl Running {
         // connections (for `load chat`, that all its users connected).
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline
-            && (ready.load(Ordering::Acquire) < backgrounds.len() || server.fd_count() < fds0 + conns)
+            && (ready.load(Ordering::Acquire) < backgrounds.len()
+                || server.fd_count() < fds0 + conns)
         {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -367,7 +368,9 @@ fn quit(s: &TcpStream, r: &mut BufReader<TcpStream>) {
 /// one keep-alive connection.
 fn status_page(addr: SocketAddr, stop: &AtomicBool, ready: &AtomicUsize) -> String {
     let sse = TcpStream::connect(addr).and_then(|mut s| {
-        s.write_all(b"GET /api/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")?;
+        s.write_all(
+            b"GET /api/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n",
+        )?;
         Ok(s)
     });
     let (mut requests, mut failed) = (0u64, 0u64);

@@ -236,7 +236,16 @@ fn round_two() -> Vec<Scenario> {
         rate: 1.0,
     };
     // The /nick storm: rate limits out of the way, 20,000 names on file.
-    let storm_args = || vec!["--log-level", "info", "--chat-rate", "100000", "--chat-burst", "100000"];
+    let storm_args = || {
+        vec![
+            "--log-level",
+            "info",
+            "--chat-rate",
+            "100000",
+            "--chat-burst",
+            "100000",
+        ]
+    };
     let storm_side = |args: Vec<&'static str>, bg: Vec<Background>| Side {
         server: Server::Echochat {
             args,

@@ -103,7 +103,14 @@ pub fn run(addr: SocketAddr, clients: usize, size: usize, rate: f64, secs: u64) 
         };
         poll.poll(&mut events, Some(wait)).expect("poll");
         for ev in events.iter() {
-            receive(&mut conns, ev.token().0, &mut buf, start, &mut hist, &mut counts);
+            receive(
+                &mut conns,
+                ev.token().0,
+                &mut buf,
+                start,
+                &mut hist,
+                &mut counts,
+            );
         }
     }
     let load = Duration::from_secs(secs).as_secs_f64();
