@@ -33,6 +33,7 @@ pub fn drive(server: &ServerProc, side: &Side, notes: &[Note]) -> Measured {
     }
     // The background outlives the load by its drain (a little over 2 s).
     let background = Running::start(server, &side.background, load_secs(&side.load) + 3);
+    let threads0 = server.thread_cpu_us();
     let cpu0 = server.cpu_us();
     let rss0 = server.rss_bytes();
     let log0 = server.log_bytes();
@@ -91,6 +92,9 @@ pub fn drive(server: &ServerProc, side: &Side, notes: &[Note]) -> Measured {
                     server.log_count("reason=backlog")
                 ));
             }
+            Note::ThreadCpu => {
+                extra.push(thread_cpu(&threads0, &server.thread_cpu_us(), wall));
+            }
             Note::PeakRss => {
                 let peak = samples.iter().copied().fold(rss1, f64::max);
                 extra.push(format!("rss peak {:.1} MiB", peak / 1048576.0));
@@ -103,6 +107,32 @@ pub fn drive(server: &ServerProc, side: &Side, notes: &[Note]) -> Measured {
     }
     m.note = extra.join(", ");
     m
+}
+
+/// The CPU each server thread used between two readings, as a share of
+/// one core over `wall` seconds (threads of one name summed; a thread
+/// started meanwhile counts from 0).
+fn thread_cpu(
+    before: &[(String, String, f64)],
+    after: &[(String, String, f64)],
+    wall: f64,
+) -> String {
+    let mut by_name: Vec<(&str, f64)> = Vec::new();
+    for (tid, name, us) in after {
+        let was = before
+            .iter()
+            .find(|(t, _, _)| t == tid)
+            .map_or(0.0, |b| b.2);
+        match by_name.iter_mut().find(|(n, _)| n == name) {
+            Some((_, total)) => *total += us - was,
+            None => by_name.push((name, us - was)),
+        }
+    }
+    let parts: Vec<String> = by_name
+        .iter()
+        .map(|(n, us)| format!("{n} {:.0}%", us / 1e4 / wall))
+        .collect();
+    format!("server threads: {}", parts.join(", "))
 }
 
 /// Log bytes per second between 50% and 80% of the samples: past the

@@ -140,6 +140,8 @@ pub enum Note {
     BacklogCuts,
     /// The server's largest RSS seen during the load.
     PeakRss,
+    /// The server's CPU time during the load, by thread name.
+    ThreadCpu,
 }
 
 fn echo(clients: usize, size: &'static str, secs: u64) -> Load {
@@ -271,7 +273,7 @@ fn round_two() -> Vec<Scenario> {
         // The same storm at the default --chat-rate (20/s, burst 40): what
         // a server left at its defaults sees.
         versus(
-            "nick-storm-20k-default-rate",
+            "nick-storm-20k-rate20",
             storm_side(info(), vec![chat10, NickStorm]),
             "no /nick storm",
             storm_side(info(), vec![chat10]),
@@ -289,7 +291,7 @@ fn round_two() -> Vec<Scenario> {
             with(info(), vec![Logins { per_sec: 20.0 }]),
             "no logins",
             with(info(), Vec::new()),
-            &[],
+            &[Note::ThreadCpu],
         ),
         Scenario {
             name: "udp-echo-64-50",
@@ -311,6 +313,20 @@ fn round_two() -> Vec<Scenario> {
             ours(info(), minimal(1020, true)),
             "plain echo",
             ours(info(), minimal(1024, false)),
+            &[],
+        ),
+        // Both at --read-chunk 2KiB: a 1028-byte frame in one read.
+        versus(
+            "framed-2k-chunk-500",
+            ours(
+                vec!["--log-level", "info", "--read-chunk", "2KiB"],
+                minimal(1024, true),
+            ),
+            "plain echo",
+            ours(
+                vec!["--log-level", "info", "--read-chunk", "2KiB"],
+                minimal(1024, false),
+            ),
             &[],
         ),
         versus(

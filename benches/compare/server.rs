@@ -112,19 +112,25 @@ impl ServerProc {
 
     /// CPU time of every thread of the process, in microseconds.
     pub fn cpu_us(&self) -> f64 {
-        let mut total = 0u64;
+        self.thread_cpu_us().iter().map(|t| t.2).sum()
+    }
+
+    /// CPU time of each thread (its id, its name, microseconds), from
+    /// `/proc/PID/task/*/{comm,schedstat}`.
+    pub fn thread_cpu_us(&self) -> Vec<(String, String, f64)> {
+        let mut threads = Vec::new();
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) {
             for t in tasks.flatten() {
-                if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                    total += s
-                        .split_whitespace()
-                        .next()
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0);
-                }
+                let ns = std::fs::read_to_string(t.path().join("schedstat"))
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                let tid = t.file_name().to_string_lossy().into_owned();
+                threads.push((tid, name.trim().to_string(), ns as f64 / 1000.0));
             }
         }
-        total as f64 / 1000.0
+        threads
     }
 
     pub fn rss_bytes(&self) -> f64 {
