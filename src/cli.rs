@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::status::trace::Lang;
+use crate::lang::Lang;
 
 /// Default port ranges, in one place: the server binds the first free port
 /// of each, and the clients and load generator default to its first port.
@@ -135,7 +135,7 @@ pub struct ServeArgs {
     /// One console line per reactor turn: how long poll slept, what woke it, what the turn did (at most 20 lines a second).
     #[arg(long)]
     pub trace: bool,
-    /// Language of --explain and --trace: en, uk, ru [default: from LC_ALL, LC_MESSAGES, LANG; else en].
+    /// Language of --explain and --trace (log lines stay English): en, uk, ru [default: from LC_ALL, LC_MESSAGES, LANG; else en].
     #[arg(long, value_name = "LANG", value_parser = parse_lang)]
     pub lang: Option<Lang>,
     /// Connections of all services together; more are refused with a message.
@@ -247,9 +247,26 @@ pub struct ClientArgs {
     /// Echo only: the framed echo service, each line sent with a 4-byte length header [port 7300].
     #[arg(long, conflicts_with = "udp")]
     pub framed: bool,
+    /// Quiet: print only what the server sends, and errors (no lifecycle messages).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// A slow reader: pause this long before each read of the socket (at most 1 KiB a read), to show backpressure.
+    #[arg(long, value_name = "DURATION")]
+    pub read_delay: Option<HumanDuration>,
+    /// Close with RST instead of FIN (SO_LINGER 0), so the server logs reason=reset; the exit word is not sent.
+    #[arg(long, conflicts_with = "udp")]
+    pub reset: bool,
+    /// Language of the lifecycle messages: en, uk, ru [default: from LC_ALL, LC_MESSAGES, LANG; else en].
+    #[arg(long, value_name = "LANG", value_parser = parse_lang)]
+    pub lang: Option<Lang>,
 }
 
 impl ClientArgs {
+    /// `--lang`, or the language of the environment.
+    pub fn language(&self) -> Lang {
+        self.lang.unwrap_or_else(Lang::from_env)
+    }
+
     /// `--framed` is for `echochat echo` only (the chat protocol is lines).
     /// A usage error, like every bad option (exit 2).
     ///
@@ -268,7 +285,8 @@ impl ClientArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LoadCommand {
-    /// Echo round trips, every byte verified: closed loop, or open loop at --rate.
+    /// Echo round trips, every byte verified: closed loop, or open loop at --rate;
+    /// --framed for the framed echo service.
     #[command(after_long_help = LOAD_REPORT_HELP)]
     Echo(LoadEchoArgs),
     /// Chat users at a fixed message rate, measuring delivery latency.
@@ -277,6 +295,10 @@ pub enum LoadCommand {
     /// Open a connection, make one verified round trip, let the server close; again and again.
     #[command(after_long_help = LOAD_REPORT_HELP)]
     Connect(LoadConnectArgs),
+    /// Datagrams at --rate to the udp-echo service, each stamped and verified:
+    /// lost, reordered and duplicated ones counted.
+    #[command(after_long_help = LOAD_REPORT_HELP)]
+    UdpEcho(LoadUdpEchoArgs),
 }
 
 /// What the summary's counters mean (`echochat load echo --help`).
@@ -289,9 +311,16 @@ The summary (or --json):
                 '! server full, try again later'), out_of_descriptors,
                 out_of_ports, closed (the server closed before the session
                 started), other. connected + failed = --clients.
-  served        echo connections that completed at least one round trip.
+                udp-echo: sockets opened; one refused before any reply
+                (ICMP port unreachable: nothing listens) is a failed one.
+  served        echo connections (udp-echo: sockets) that completed at
+                least one round trip.
   messages      echo: round trips completed; chat: messages sent;
-                connect: cycles completed (connect, round trip, close).
+                connect: cycles completed (connect, round trip, close);
+                udp-echo: datagrams answered (unique verified replies).
+  framed        echo --framed: each message is a 4-byte big-endian length
+                and --size bytes; each reply must be exactly one frame
+                equal to what was sent. MiB/s counts headers, msgs/s not.
   msgs/s        per second of the load phase (ramp and drain excluded).
   MiB/s         sent = bytes written to the server; received = bytes read.
   latency ms    mean, standard deviation and percentiles. Echo closed loop:
@@ -302,6 +331,17 @@ The summary (or --json):
   rate          open loop: asked, achieved, how far short (percent), and
                 sends that came due but never started.
   unanswered    echo messages still in flight when the 2 s drain ended.
+  lost          udp-echo: datagrams sent that never came back verified,
+                counted after the drain (which ends early once nothing has
+                come back for 0.5 s): sent - received. UDP does not
+                retransmit; a datagram dropped on the way or by a full
+                socket buffer (at either end) is lost.
+  reordered     udp-echo: replies that arrived after the reply to a later
+                datagram of the same socket.
+  duplicated    udp-echo: extra copies of a reply already received (not
+                counted in received).
+  not sent      udp-echo: datagrams the kernel refused (ENOBUFS) before
+                they left; neither sent nor lost.
   delivered     chat: lines received by other users, of messages x (users-1)
                 expected, as a percentage.
   `!` lines     chat: error lines the server sent our users.
@@ -309,7 +349,8 @@ The summary (or --json):
   generator     CPU the load threads used from the load's start to the end
                 of the drain, and per message (chat: per line received).
 Exit status: 0 for a clean run; 1 with an 'error:' line when no connection
-could be made or any reply failed verification; 2 for a bad option.";
+could be made, any reply failed verification, or (udp-echo) no reply at all
+came back; 2 for a bad option. Lost datagrams alone do not fail a run.";
 
 /// Options every load scenario shares.
 #[derive(Debug, Clone, Args)]
@@ -317,10 +358,11 @@ pub struct LoadCommon {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Server port [default: 7000 for echo and connect, 7100 for chat].
+    /// Server port [default: 7000 for echo, connect and udp-echo, 7300 for echo --framed,
+    /// 7100 for chat].
     #[arg(long)]
     pub port: Option<u16>,
-    /// Concurrent connections (connect: at most this many open at once).
+    /// Concurrent connections (connect: at most this many open at once; udp-echo: sockets).
     #[arg(long, default_value_t = 50, value_name = "N", value_parser = at_least_one)]
     pub clients: usize,
     /// How long the run lasts, connecting included (at most half of it is spent connecting).
@@ -347,6 +389,23 @@ pub struct LoadEchoArgs {
     /// Open loop: this many messages a second over all clients, latency from each one's due time.
     #[arg(long, value_name = "MSGS_PER_SEC", value_parser = load_rate)]
     pub rate: Option<f64>,
+    /// Framed echo: each message is a 4-byte big-endian length and SIZE bytes, sent to the
+    /// framed echo service (port 7300 by default).
+    #[arg(long)]
+    pub framed: bool,
+}
+
+/// Options of `echochat load udp-echo`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadUdpEchoArgs {
+    #[command(flatten)]
+    pub common: LoadCommon,
+    /// Bytes per datagram (16 bytes, the stamp, to 65507 bytes, the largest UDP datagram).
+    #[arg(long, default_value = "64B", value_name = "SIZE", value_parser = udp_size)]
+    pub size: Size,
+    /// Datagrams a second over all sockets (open loop: sent when due, whatever came back).
+    #[arg(long, default_value_t = 1000.0, value_name = "MSGS_PER_SEC", value_parser = load_rate)]
+    pub rate: f64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -425,6 +484,22 @@ fn load_size(s: &str) -> Result<Size, String> {
     let max = crate::load::MAX_MESSAGE_BYTES;
     if size.0 == 0 || size.0 > max {
         return Err(format!("must be between 1 byte and {}MiB", max >> 20));
+    }
+    Ok(size)
+}
+
+/// A udp-echo `--size`: a datagram that holds its stamp and fits UDP.
+fn udp_size(s: &str) -> Result<Size, String> {
+    let size: Size = s.parse().map_err(|e: ParseError| e.to_string())?;
+    let (min, max) = (
+        crate::load::MIN_DATAGRAM_BYTES as u64,
+        crate::load::MAX_DATAGRAM_BYTES as u64,
+    );
+    if size.0 < min || size.0 > max {
+        return Err(format!(
+            "must be between {min} bytes (the id and sequence stamp) and {max} bytes \
+             (the largest UDP datagram)"
+        ));
     }
     Ok(size)
 }

@@ -202,6 +202,8 @@ pub enum UdpLeaveReason {
     Idle,
     /// The server is stopping.
     Shutdown,
+    /// The teacher's `/kick` on the server's console.
+    Kicked,
 }
 
 impl UdpLeaveReason {
@@ -210,6 +212,7 @@ impl UdpLeaveReason {
             UdpLeaveReason::Leave => "leave",
             UdpLeaveReason::Idle => "idle",
             UdpLeaveReason::Shutdown => "shutdown",
+            UdpLeaveReason::Kicked => "kicked",
         }
     }
 }

@@ -35,6 +35,8 @@
 //!    hashing must leave the reactor, and how its answers come back
 //!    (`auth/worker.rs`).
 //! 9. `client/` and `load/` — the same ideas seen from the client side.
+//! 10. `lang/` — `--lang`: what the program says to people (`--explain`,
+//!     `--trace`, the clients' messages) in English, Ukrainian or Russian.
 //!
 //! `main.rs` only parses the command line and calls into this library, so
 //! tests and benchmarks run exactly what users run.
@@ -45,6 +47,7 @@ pub mod client;
 pub mod codec;
 pub mod event;
 pub mod frame;
+pub mod lang;
 pub mod load;
 pub mod logfmt;
 pub mod logging;

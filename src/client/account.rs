@@ -197,8 +197,9 @@ fn notice(line: &[u8]) -> Option<Notice> {
 ///
 /// # Errors
 /// There is no terminal, or reading it failed.
-pub(super) fn read_password(name: &str) -> io::Result<String> {
-    rpassword::prompt_password(format!("password for {name} (not shown): "))
+pub(super) fn read_password(name: &str, lang: crate::lang::Lang) -> io::Result<String> {
+    let name = name.to_string();
+    rpassword::prompt_password(super::messages::Msg::PromptPassword { name }.text(lang))
 }
 
 #[cfg(test)]

@@ -10,15 +10,16 @@
 //!
 //! Lock-step and blocking, like `echo --udp`: send one frame, read its
 //! echo, then read the next line. TCP delivers everything in order, so
-//! there is nothing to match up.
+//! there is nothing to match up. `--read-delay` sleeps before each read
+//! (of at most 1 KiB), and `--reset` ends with RST instead of FIN.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
-use super::session::say;
+use super::messages::Msg;
 use super::stdin::read_bounded_line;
-use super::{Error, Target, describe};
+use super::{Error, Lesson, SLOW_READ_BYTES, Target, describe};
 use crate::frame::{self, Decoded, HEADER_BYTES};
 
 /// The longest line sent as one frame (the server's `--max-frame` is 1 MiB
@@ -30,7 +31,8 @@ const REPLY_WAIT: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Runs `echochat echo --framed`.
-pub(super) fn run(target: &Target, interactive: bool) -> Result<(), Error> {
+pub(super) fn run(target: &Target, interactive: bool, lesson: Lesson) -> Result<(), Error> {
+    let tell = lesson.tell;
     let mut sock = target.connect()?;
     let io_err = |what| move |err| Error::Io { what, err };
     let peer = sock
@@ -38,29 +40,28 @@ pub(super) fn run(target: &Target, interactive: bool) -> Result<(), Error> {
         .map_err(io_err("reading the server's address"))?;
     let _ = sock.set_nodelay(true);
     let _ = sock.set_read_timeout(Some(REPLY_WAIT));
-    say(&format!(
-        "connected to {peer} (the TCP handshake is done); each line goes out as a 4-byte length + its bytes"
-    ));
+    tell.say(Msg::FramedConnected { peer });
     if interactive {
-        say("type lines to send them as frames; 'exit' or Ctrl-D disconnects");
+        tell.say(Msg::FramedHint);
     }
     let mut stdin = io::stdin().lock();
     let mut line = Vec::new();
     let mut reply = Reply::default();
     let mut frame_buf = Vec::new();
+    let (mut sent, mut received) = (0u64, 0u64);
     loop {
         let too_long =
             read_bounded_line(&mut stdin, &mut line, MAX_LINE).map_err(io_err("reading stdin"))?;
         let Some(too_long) = too_long else {
-            say("end of input: nothing more to send");
+            tell.say(Msg::EndOfInput);
             break;
         };
         if too_long {
-            say(&format!("a line over {MAX_LINE} bytes is not sent"));
+            tell.say(Msg::LineTooLong { max: MAX_LINE });
             continue;
         }
         if line == b"exit" {
-            say("you typed 'exit': closing the connection");
+            tell.say(Msg::FramedExit);
             break;
         }
         frame_buf.clear();
@@ -70,25 +71,33 @@ pub(super) fn run(target: &Target, interactive: bool) -> Result<(), Error> {
         }
         sock.write_all(&frame_buf)
             .map_err(|err| write_error(err, peer))?;
-        say(&format!(
-            "sent {} bytes: a header saying {} and the {} bytes of the line",
-            frame_buf.len(),
-            line.len(),
-            line.len()
-        ));
-        reply.read_one(&mut sock, peer)?;
+        tell.say(Msg::FramedSent {
+            total: frame_buf.len() as u64,
+            len: line.len() as u64,
+        });
+        sent += frame_buf.len() as u64;
+        reply.read_one(&mut sock, peer, lesson)?;
         let payload = reply.payload();
-        say(&format!(
-            "received one frame of {} bytes in {} read(s): the header said where it ends",
-            payload.len(),
-            reply.reads
-        ));
+        received += reply.used as u64;
+        tell.say(Msg::FramedReceived {
+            len: payload.len() as u64,
+            reads: reply.reads,
+        });
         let mut out = io::stdout().lock();
         out.write_all(payload)
             .and_then(|()| out.write_all(b"\n"))
             .and_then(|()| out.flush())
             .map_err(io_err("writing to stdout"))?;
         reply.consume();
+    }
+    if lesson.reset {
+        // SO_LINGER 0: close() sends RST, not FIN (reason=reset).
+        socket2::SockRef::from(&sock)
+            .set_linger(Some(Duration::ZERO))
+            .map_err(io_err("setting SO_LINGER for --reset"))?;
+        drop(sock);
+        tell.say(Msg::ResetClose { sent, received });
+        return Ok(());
     }
     // FIN, then wait for the server's: nothing more is owed, so this ends
     // at once unless the server misbehaves.
@@ -102,7 +111,7 @@ pub(super) fn run(target: &Target, interactive: bool) -> Result<(), Error> {
             Err(_) => break,
         }
     }
-    say("disconnected: the server closed its side too");
+    tell.say(Msg::FramedDisconnected);
     Ok(())
 }
 
@@ -114,12 +123,17 @@ struct Reply {
     /// Bytes of `buf` taken by the frame just returned.
     used: usize,
     /// `read` calls it took.
-    reads: usize,
+    reads: u64,
 }
 
 impl Reply {
     /// Reads until `buf` holds one whole frame ([`Reply::payload`]).
-    fn read_one(&mut self, sock: &mut TcpStream, peer: std::net::SocketAddr) -> Result<(), Error> {
+    fn read_one(
+        &mut self,
+        sock: &mut TcpStream,
+        peer: std::net::SocketAddr,
+        lesson: Lesson,
+    ) -> Result<(), Error> {
         self.reads = 0;
         loop {
             // The reply echoes our line, so it is never longer than one.
@@ -136,8 +150,15 @@ impl Reply {
                     });
                 }
             }
+            let chunk = match lesson.read_delay {
+                Some(delay) => {
+                    std::thread::sleep(delay);
+                    SLOW_READ_BYTES
+                }
+                None => READ_CHUNK,
+            };
             let start = self.buf.len();
-            self.buf.resize(start + READ_CHUNK, 0);
+            self.buf.resize(start + chunk, 0);
             let got = sock.read(&mut self.buf[start..]);
             self.buf.truncate(start + *got.as_ref().unwrap_or(&0));
             match got {

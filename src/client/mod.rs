@@ -9,25 +9,32 @@
 //!
 //! Output is split for pipes: the payload (what the server sends) goes to
 //! stdout, and the lifecycle messages — connected, sent N bytes, received N
-//! bytes, disconnected and why — go to stderr, each with a short socket-level
-//! explanation for the class. So `printf 'hi\n' | echochat echo` prints
-//! exactly `hi` on stdout.
+//! bytes, disconnected and why — go to stderr in the `--lang` language, the
+//! first of each kind with a short socket-level explanation for the class
+//! (`messages.rs`). So `printf 'hi\n' | echochat echo` prints exactly `hi` on
+//! stdout, and `-q` leaves only the payload and errors.
+//!
+//! Options for lessons ([`Lesson`]): `--read-delay` makes a slow reader (the
+//! server's backpressure shows in its log as `pause why=backlog`), and
+//! `--reset` ends the connection with RST instead of FIN (`reason=reset`).
 //!
 //! Read `session.rs` next for the loop, then `stdin.rs` for how a terminal is
 //! watched without making it non-blocking.
 
 mod account;
 mod framed;
+mod messages;
 mod session;
 mod stdin;
 mod udp;
 
 use std::fmt;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::cli::ClientArgs;
+use messages::{Msg, Tell};
 
 /// The host used when none is given: this machine, over loopback.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
@@ -165,20 +172,53 @@ pub fn run_chat(args: &ClientArgs) -> Result<(), Error> {
     run(args, ClientKind::Chat)
 }
 
+/// How a client behaves for a lesson: what it tells (language, `-q`),
+/// how slowly it reads, and how it closes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lesson {
+    tell: Tell,
+    /// `--read-delay`: wait this long before each read of the socket.
+    read_delay: Option<Duration>,
+    /// `--reset`: end with RST (`SO_LINGER` 0) instead of FIN.
+    reset: bool,
+}
+
+impl Lesson {
+    fn from_args(args: &ClientArgs) -> Lesson {
+        Lesson {
+            tell: Tell {
+                lang: args.language(),
+                quiet: args.quiet,
+            },
+            read_delay: args.read_delay.and_then(|d| d.non_zero()),
+            reset: args.reset,
+        }
+    }
+}
+
+/// How much a slow reader (`--read-delay`) takes per read: the course's
+/// "portions of 1 KB", small enough that the kernel's buffers, not the
+/// client, hold what is not read yet.
+pub(crate) const SLOW_READ_BYTES: usize = 1024;
+
 fn run(args: &ClientArgs, service: ClientKind) -> Result<(), Error> {
     let interactive = io::stdin().is_terminal();
-    let target = Target::from_args(args, service, interactive)?;
+    let lesson = Lesson::from_args(args);
+    let target = Target::from_args(args, service, interactive, lesson.tell)?;
+    if let Some(delay) = lesson.read_delay {
+        lesson.tell.say(Msg::SlowReader { delay });
+    }
     if args.framed {
-        return framed::run(&target, interactive);
+        return framed::run(&target, interactive, lesson);
     }
     if args.udp {
         return match service {
-            ClientKind::Echo => udp::run_echo(&target, interactive),
-            ClientKind::Chat => udp::run_chat(&target, interactive),
+            ClientKind::Echo => udp::run_echo(&target, interactive, lesson),
+            ClientKind::Chat => udp::run_chat(&target, interactive, lesson),
         };
     }
     let stream = target.connect()?;
-    session::run(stream, service, interactive, &target.label())
+    session::run(stream, service, interactive, &target.label(), lesson)
 }
 
 /// Where to connect: a host (name or address) and a port.
@@ -194,15 +234,20 @@ impl Target {
     /// means the user chose the command line, so the other one defaults.
     /// Not on a terminal, nothing is asked: a script must never hang on a
     /// prompt.
-    fn from_args(args: &ClientArgs, service: ClientKind, interactive: bool) -> Result<Self, Error> {
+    fn from_args(
+        args: &ClientArgs,
+        service: ClientKind,
+        interactive: bool,
+        tell: Tell,
+    ) -> Result<Self, Error> {
         let (name, default_port) = if args.framed {
             ("frame", FRAME_DEFAULT_PORT)
         } else {
             (service.name(), service.default_port())
         };
         if interactive && args.host.is_none() && args.port.is_none() {
-            let host = ask_host()?;
-            let port = ask_port(name, default_port)?;
+            let host = ask_host(tell)?;
+            let port = ask_port(name, default_port, tell)?;
             return Ok(Target { host, port });
         }
         let host = args
@@ -284,25 +329,23 @@ fn normalize_host(h: &str) -> String {
         .to_string()
 }
 
-/// Parses a typed port: empty takes the default; 1–65535 only.
-fn parse_port(answer: &str, default: u16) -> Result<u16, String> {
+/// Parses a typed port: empty takes the default; 1–65535 only. The error
+/// is said in `lang` (it answers the user at the prompt).
+fn parse_port(answer: &str, default: u16, lang: crate::lang::Lang) -> Result<u16, String> {
     let a = answer.trim();
     if a.is_empty() {
         return Ok(default);
     }
     match a.parse::<u16>() {
         Ok(p) if p != 0 => Ok(p),
-        _ => Err(format!(
-            "'{a}' is not a port: type a number from 1 to 65535"
-        )),
+        _ => Err(Msg::BadPort { answer: a.into() }.text(lang)),
     }
 }
 
 /// Shows `question [default]: ` on stderr (stdout is kept for the payload)
 /// and reads the answer.
-fn prompt(question: &str, default: &str) -> Result<String, Error> {
-    eprint!("{question} [{default}]: ");
-    let _ = io::stderr().flush();
+fn prompt(question: &str, default: &str, tell: Tell) -> Result<String, Error> {
+    tell.ask(format_args!("{question} [{default}]: "));
     match stdin::read_line(PROMPT_MAX_BYTES) {
         Ok(Some(a)) => Ok(a),
         Ok(None) => {
@@ -317,9 +360,10 @@ fn prompt(question: &str, default: &str) -> Result<String, Error> {
 }
 
 /// Asks for the host until it resolves; Enter takes the default.
-fn ask_host() -> Result<String, Error> {
+fn ask_host(tell: Tell) -> Result<String, Error> {
+    let question = Msg::PromptHost.text(tell.lang);
     loop {
-        let answer = prompt("server host", DEFAULT_HOST)?;
+        let answer = prompt(&question, DEFAULT_HOST, tell)?;
         let host = if answer.is_empty() {
             DEFAULT_HOST.to_string()
         } else {
@@ -334,11 +378,11 @@ fn ask_host() -> Result<String, Error> {
 }
 
 /// Asks for the port until it is 1–65535; Enter takes the default.
-fn ask_port(service: &str, default: u16) -> Result<u16, Error> {
-    let question = format!("{service} port");
+fn ask_port(service: &'static str, default: u16, tell: Tell) -> Result<u16, Error> {
+    let question = Msg::PromptPort { service }.text(tell.lang);
     loop {
-        let answer = prompt(&question, &default.to_string())?;
-        match parse_port(&answer, default) {
+        let answer = prompt(&question, &default.to_string(), tell)?;
+        match parse_port(&answer, default, tell.lang) {
             Ok(p) => return Ok(p),
             Err(why) => eprintln!("! {why}"),
         }
@@ -376,15 +420,19 @@ fn describe(err: &io::Error) -> String {
 mod tests {
     use super::*;
 
+    use crate::lang::Lang;
+
     #[test]
     fn ports_typed_at_the_prompt() {
-        assert_eq!(parse_port("", 7000), Ok(7000));
-        assert_eq!(parse_port("  \r", 7100), Ok(7100));
-        assert_eq!(parse_port("7005", 7000), Ok(7005));
-        assert_eq!(parse_port(" 65535 ", 7000), Ok(65535));
+        assert_eq!(parse_port("", 7000, Lang::En), Ok(7000));
+        assert_eq!(parse_port("  \r", 7100, Lang::En), Ok(7100));
+        assert_eq!(parse_port("7005", 7000, Lang::En), Ok(7005));
+        assert_eq!(parse_port(" 65535 ", 7000, Lang::En), Ok(65535));
         for bad in ["0", "65536", "-1", "abc", "70 00", "7000x"] {
-            let why = parse_port(bad, 7000).unwrap_err();
+            let why = parse_port(bad, 7000, Lang::En).unwrap_err();
             assert!(why.contains("1 to 65535"), "{bad}: {why}");
+            let why = parse_port(bad, 7000, Lang::Uk).unwrap_err();
+            assert!(why.contains("від 1 до 65535"), "{bad}: {why}");
         }
     }
 
@@ -405,33 +453,57 @@ mod tests {
         );
     }
 
+    /// Client options as clap builds them from `ARGS`.
+    fn client_args(args: &[&str]) -> ClientArgs {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["echochat", "echo"].iter().chain(args).copied())
+            .unwrap();
+        match cli.command {
+            crate::cli::Command::Echo(a) => a,
+            _ => unreachable!("parsed as echo"),
+        }
+    }
+
     #[test]
     fn defaults_without_a_terminal() {
-        let args = ClientArgs {
-            host: None,
-            port: None,
-            udp: false,
-            framed: false,
+        let tell = Tell {
+            lang: Lang::En,
+            quiet: true,
         };
-        let t = Target::from_args(&args, ClientKind::Echo, false).unwrap();
+        let args = client_args(&[]);
+        let t = Target::from_args(&args, ClientKind::Echo, false, tell).unwrap();
         assert_eq!(t.label(), "127.0.0.1:7000");
-        let t = Target::from_args(&args, ClientKind::Chat, false).unwrap();
+        let t = Target::from_args(&args, ClientKind::Chat, false, tell).unwrap();
         assert_eq!(t.label(), "127.0.0.1:7100");
-        let args = ClientArgs {
-            host: Some("::1".into()),
-            port: Some(9),
-            udp: false,
-            framed: false,
-        };
-        let t = Target::from_args(&args, ClientKind::Echo, false).unwrap();
+        let args = client_args(&["--host", "::1", "--port", "9"]);
+        let t = Target::from_args(&args, ClientKind::Echo, false, tell).unwrap();
         assert_eq!(t.label(), "[::1]:9");
-        let args = ClientArgs {
-            host: None,
-            port: Some(0),
-            udp: false,
-            framed: false,
-        };
-        assert!(Target::from_args(&args, ClientKind::Echo, false).is_err());
+        let args = client_args(&["--port", "0"]);
+        assert!(Target::from_args(&args, ClientKind::Echo, false, tell).is_err());
+    }
+
+    #[test]
+    fn lesson_options() {
+        let lesson = Lesson::from_args(&client_args(&[
+            "-q",
+            "--lang",
+            "uk",
+            "--read-delay",
+            "50ms",
+            "--reset",
+        ]));
+        assert!(lesson.tell.quiet);
+        assert_eq!(lesson.tell.lang, Lang::Uk);
+        assert_eq!(lesson.read_delay, Some(Duration::from_millis(50)));
+        assert!(lesson.reset);
+        let lesson = Lesson::from_args(&client_args(&["--read-delay", "0", "--lang", "ru"]));
+        assert_eq!(lesson.read_delay, None, "0 means no delay");
+        assert_eq!(lesson.tell.lang, Lang::Ru);
+        assert!(!lesson.reset && !lesson.tell.quiet);
+        // RST is a TCP thing: --reset with --udp is a usage error.
+        use clap::Parser;
+        assert!(crate::cli::Cli::try_parse_from(["echochat", "echo", "--udp", "--reset"]).is_err());
+        assert!(crate::cli::Cli::try_parse_from(["echochat", "echo", "--lang", "de"]).is_err());
     }
 
     #[test]

@@ -16,7 +16,16 @@
 //!    (the kernel's send buffer was full);
 //! 5. when input is over and the queue is empty, half-close: `shutdown`
 //!    sends our FIN, and we keep reading until the server's FIN (a bounded
-//!    wait), so nothing the server still sends is lost.
+//!    wait), so nothing the server still sends is lost. With `--reset` we
+//!    abort instead: `SO_LINGER` 0 and `close()` send RST, not FIN.
+//!
+//! Messages come in the order things happened: "end of input" is said once
+//! the bytes typed before it have been sent, not when stdin's end is read.
+//!
+//! `--read-delay` makes a slow reader without blocking the loop: the socket
+//! is read once (at most [`SLOW_READ_BYTES`]) per delay, and `poll` sleeps
+//! until the next read is due; stdin and writes go on meanwhile, so the
+//! server sees a client that sends but does not read (backpressure).
 //!
 //! Memory is bounded: at most `MAX_PENDING` bytes wait for the socket, and
 //! stdin is not read while the queue is full — so a fast file on stdin and
@@ -34,7 +43,8 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use super::account::{self, Notice, ServerLines, TokenStore};
-use super::{ClientKind, Error};
+use super::messages::{Msg, Why};
+use super::{ClientKind, Error, Lesson, SLOW_READ_BYTES};
 use crate::sys::{self, StdinMode};
 
 /// The socket's token in the client's `Poll`.
@@ -72,12 +82,14 @@ enum Flow {
     Closed,
 }
 
-/// Runs one session on a connected socket until the server closes it.
+/// Runs one session on a connected socket until the server closes it (or,
+/// with `--reset`, until we abort it).
 pub(super) fn run(
     stream: std::net::TcpStream,
     service: ClientKind,
     interactive: bool,
     server: &str,
+    lesson: Lesson,
 ) -> Result<(), Error> {
     let io_err = |what| move |err| Error::Io { what, err };
     let peer = stream
@@ -101,13 +113,12 @@ pub(super) fn run(
         .map_err(io_err("registering the socket"))?;
     let stdin_mode = sys::register_stdin(poll.registry(), STDIN);
 
-    say(&format!(
-        "connected to {peer} from {local} (the TCP handshake is done: connect() returned)"
-    ));
+    let tell = lesson.tell;
+    tell.say(Msg::Connected { peer, local });
     if interactive {
-        say(match service {
-            ClientKind::Echo => "type lines to send them; 'exit' or Ctrl-D disconnects",
-            ClientKind::Chat => "type lines to chat; /help lists commands; 'exit' or /quit leaves",
+        tell.say(match service {
+            ClientKind::Echo => Msg::HintEcho,
+            ClientKind::Chat => Msg::HintChat,
         });
     }
 
@@ -125,6 +136,9 @@ pub(super) fn run(
         more_to_read: false,
         half_closed: false,
         close_deadline: None,
+        next_read: Instant::now(),
+        end_told: false,
+        lesson,
         sent_total: 0,
         received_total: 0,
         explained_send: false,
@@ -139,7 +153,7 @@ pub(super) fn run(
     };
     session.offer_saved_token();
     if stdin_mode == StdinMode::Closed {
-        say("stdin is not open; treating it as end of input");
+        tell.say(Msg::StdinClosed);
         session.end_of_input();
     }
     session.run()
@@ -167,12 +181,19 @@ struct Session {
     more_to_read: bool,
     /// We sent our FIN (`shutdown(Write)`).
     half_closed: bool,
-    /// When we give up waiting for the server's FIN.
+    /// When we give up waiting for the server's FIN (or, with `--reset`,
+    /// for the echo of what we sent).
     close_deadline: Option<Instant>,
+    /// `--read-delay`: the socket is not read before this.
+    next_read: Instant,
+    /// "End of input" was said (after the bytes typed before it went out).
+    end_told: bool,
+    lesson: Lesson,
     sent_total: u64,
     received_total: u64,
     /// The first "sent"/"received" message explains itself; later ones are
-    /// short, so the explanation is read once rather than skimmed forever.
+    /// short (echo) or not said at all (chat: a room line is not a lesson
+    /// in byte counts, and the totals come at the end).
     explained_send: bool,
     explained_recv: bool,
     /// Stdin is a terminal: a password is read from it with echo off.
@@ -196,24 +217,24 @@ impl Session {
         self.pending.extend_from_slice(token.as_bytes());
         self.pending.push(b'\n');
         self.offered_token = true;
-        say(
-            "offering the session token saved for this server (no password needed while it is valid)",
-        );
+        self.lesson.tell.say(Msg::OfferToken);
     }
 
     /// Acts on a server line the client watches for (chat only).
     fn on_notice(&mut self, notice: Notice) {
+        let tell = self.lesson.tell;
         match notice {
             Notice::Token(token) => {
                 let Some(store) = &self.tokens else {
                     return;
                 };
                 match store.save(&token) {
-                    Ok(()) => say(&format!(
-                        "saved the session token in {}; next time this client logs in by itself",
-                        store.path().display()
-                    )),
-                    Err(e) => say(&format!("could not save the session token: {e}")),
+                    Ok(()) => tell.say(Msg::TokenSaved {
+                        path: store.path().display().to_string(),
+                    }),
+                    Err(e) => tell.say(Msg::TokenNotSaved {
+                        error: e.to_string(),
+                    }),
                 }
             }
             Notice::TokenRefused if self.offered_token => {
@@ -221,9 +242,7 @@ impl Session {
                 if let Some(store) = &self.tokens {
                     let _ = store.forget();
                 }
-                say(
-                    "the saved token was refused (it expired or was ended), so it is forgotten; type your name",
-                );
+                tell.say(Msg::TokenRefused);
             }
             Notice::TokenRefused => {}
             Notice::PasswordAsked(name) => {
@@ -231,15 +250,15 @@ impl Session {
                 if !self.interactive || self.input != Input::Open {
                     return;
                 }
-                match account::read_password(&name) {
+                match account::read_password(&name, tell.lang) {
                     Ok(password) => {
                         self.pending
                             .extend_from_slice(password.trim_end().as_bytes());
                         self.pending.push(b'\n');
                     }
-                    Err(e) => say(&format!(
-                        "could not read the password from the terminal: {e}"
-                    )),
+                    Err(e) => tell.say(Msg::PasswordUnread {
+                        error: e.to_string(),
+                    }),
                 }
             }
         }
@@ -268,14 +287,26 @@ impl Session {
             if self.write_socket()? == Flow::Closed {
                 return self.finish();
             }
-            self.half_close_when_done();
-            if let Some(deadline) = self.close_deadline
-                && Instant::now() >= deadline
-            {
-                return Err(Error::NoClose {
-                    peer: self.peer,
-                    waited: CLOSE_WAIT,
-                });
+            // Said only now, so it comes after "sent N bytes" of the
+            // bytes typed before the end; chat's `exit` goes out after it.
+            if self.tell_end_when_sent() && self.write_socket()? == Flow::Closed {
+                return self.finish();
+            }
+            let overdue = self
+                .close_deadline
+                .is_some_and(|deadline| Instant::now() >= deadline);
+            if self.lesson.reset {
+                if self.ready_to_abort(overdue) {
+                    return self.abort();
+                }
+            } else {
+                self.half_close_when_done();
+                if overdue {
+                    return Err(Error::NoClose {
+                        peer: self.peer,
+                        waited: self.close_wait(),
+                    });
+                }
             }
             self.update_interest()?;
         }
@@ -286,11 +317,22 @@ impl Session {
     /// until the close deadline while we wait for the server's FIN, and
     /// otherwise until something happens.
     fn poll_timeout(&self) -> Option<Duration> {
-        if self.more_to_read || (self.wants_stdin() && self.stdin_mode == StdinMode::AlwaysReady) {
+        if self.wants_stdin() && self.stdin_mode == StdinMode::AlwaysReady {
             return Some(Duration::ZERO);
         }
-        self.close_deadline
-            .map(|d| d.saturating_duration_since(Instant::now()))
+        let now = Instant::now();
+        let mut wake = self.close_deadline;
+        if self.more_to_read {
+            // Without --read-delay, `next_read` is already past: at once.
+            wake = Some(wake.map_or(self.next_read, |w| w.min(self.next_read)));
+        }
+        wake.map(|at| at.saturating_duration_since(now))
+    }
+
+    /// How long we wait for the server after we finished sending: a slow
+    /// reader needs its delay on top, or it would give up between reads.
+    fn close_wait(&self) -> Duration {
+        CLOSE_WAIT + self.lesson.read_delay.unwrap_or_default()
     }
 
     fn wants_stdin(&self) -> bool {
@@ -302,18 +344,28 @@ impl Session {
     /// nothing more.
     fn read_socket(&mut self) -> Result<Flow, Error> {
         self.more_to_read = false;
-        for _ in 0..MAX_READS_PER_TURN {
-            match self.sock.read(&mut self.buf) {
+        let (reads, size) = match self.lesson.read_delay {
+            // A slow reader: one small read per delay, then come back.
+            Some(delay) => {
+                let now = Instant::now();
+                if now < self.next_read {
+                    self.more_to_read = true;
+                    return Ok(Flow::Open);
+                }
+                self.next_read = now + delay;
+                (1, SLOW_READ_BYTES)
+            }
+            None => (MAX_READS_PER_TURN, self.buf.len()),
+        };
+        for _ in 0..reads {
+            match self.sock.read(&mut self.buf[..size]) {
                 Ok(0) => return Ok(Flow::Closed),
                 Ok(n) => {
                     self.received_total += n as u64;
-                    if self.explained_recv {
-                        say(&format!("received {n} bytes"));
-                    } else {
-                        self.explained_recv = true;
-                        say(&format!(
-                            "received {n} bytes (read() returned what had arrived; TCP may split or join what was sent, so reads need not match lines)"
-                        ));
+                    let first = !self.explained_recv;
+                    self.explained_recv = true;
+                    if first || self.service == ClientKind::Echo {
+                        self.lesson.tell.say(Msg::Received { n: n as u64, first });
                     }
                     print_payload(self.service, &self.buf[..n])?;
                     if self.service == ClientKind::Chat {
@@ -321,10 +373,10 @@ impl Session {
                             self.on_notice(notice);
                         }
                     }
-                    if self.service == ClientKind::Echo && self.half_closed {
+                    if self.service == ClientKind::Echo && self.close_deadline.is_some() {
                         // The echo server is still working through our
                         // input: silence, not total time, means it is stuck.
-                        self.close_deadline = Some(Instant::now() + CLOSE_WAIT);
+                        self.close_deadline = Some(Instant::now() + self.close_wait());
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flow::Open),
@@ -365,17 +417,27 @@ impl Session {
                 Some((end, word)) => {
                     // The quit line itself is sent: the server knows it
                     // too, and ends the session on its side.
-                    self.pending.extend_from_slice(&data[..end]);
+                    // With --reset the quit line is not sent: the point is
+                    // to leave without asking, and the server must see RST.
+                    let keep = if self.lesson.reset {
+                        end - quit_line_len(&data[..end], word)
+                    } else {
+                        end
+                    };
+                    self.pending.extend_from_slice(&data[..keep]);
                     self.input = Input::Quit(word);
                     self.stop_watching_stdin();
-                    say(&format!(
-                        "you typed '{word}': sending it, then nothing more"
-                    ));
+                    let tell = self.lesson.tell;
+                    tell.say(if self.lesson.reset {
+                        Msg::QuitTypedReset { word }
+                    } else {
+                        Msg::QuitTyped { word }
+                    });
                     if end < n {
-                        say(&format!(
-                            "ignoring {} bytes of input after '{word}'",
-                            n - end
-                        ));
+                        tell.say(Msg::IgnoredAfterQuit {
+                            n: (n - end) as u64,
+                            word,
+                        });
                     }
                 }
             }
@@ -383,23 +445,35 @@ impl Session {
         Ok(())
     }
 
-    /// Stdin is over. Echo just stops sending; chat also sends `exit`, which
-    /// leaves the room once joined and disconnects at the name prompt.
+    /// Stdin is over. What is said about it, and chat's `exit`, wait until
+    /// the bytes typed before the end are sent ([`Session::tell_end_when_sent`]).
     fn end_of_input(&mut self) {
         self.input = Input::Ended;
         self.stop_watching_stdin();
-        match self.service {
-            ClientKind::Echo => say("end of input: nothing more to send"),
-            ClientKind::Chat => {
-                if !self.watch.at_line_start() {
-                    // Finish a last line typed without Enter, so `exit`
-                    // is a line of its own.
-                    self.pending.push(b'\n');
-                }
-                self.pending.extend_from_slice(b"exit\n");
-                say("end of input: sending 'exit' to leave the room");
-            }
+        if self.service == ClientKind::Chat && !self.watch.at_line_start() {
+            // Finish a last line typed without Enter: it is a message,
+            // and `exit` must be a line of its own.
+            self.pending.push(b'\n');
         }
+    }
+
+    /// Once input has ended and what was typed is sent: say so. Echo just
+    /// stops sending; chat also sends `exit`, which leaves the room once
+    /// joined and disconnects at the name prompt (not with `--reset`: the
+    /// connection is aborted instead). Returns whether anything was queued.
+    fn tell_end_when_sent(&mut self) -> bool {
+        if self.input != Input::Ended || self.end_told || !self.pending.is_empty() {
+            return false;
+        }
+        self.end_told = true;
+        let tell = self.lesson.tell;
+        if self.service == ClientKind::Chat && !self.lesson.reset {
+            tell.say(Msg::EndOfInputChat);
+            self.pending.extend_from_slice(b"exit\n");
+            return true;
+        }
+        tell.say(Msg::EndOfInput);
+        false
     }
 
     fn stop_watching_stdin(&mut self) {
@@ -422,13 +496,10 @@ impl Session {
                 Ok(n) => {
                     self.pending.drain(..n);
                     self.sent_total += n as u64;
-                    if self.explained_send {
-                        say(&format!("sent {n} bytes"));
-                    } else {
-                        self.explained_send = true;
-                        say(&format!(
-                            "sent {n} bytes (write() copied them into the kernel's send buffer; TCP delivers them)"
-                        ));
+                    let first = !self.explained_send;
+                    self.explained_send = true;
+                    if first || self.service == ClientKind::Echo {
+                        self.lesson.tell.say(Msg::Sent { n: n as u64, first });
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -467,10 +538,43 @@ impl Session {
         // in our receive buffer and the next read reports it.
         let _ = self.sock.shutdown(Shutdown::Write);
         self.half_closed = true;
-        self.close_deadline = Some(Instant::now() + CLOSE_WAIT);
-        say(
-            "half-closed: shutdown(SHUT_WR) sent our FIN, so the server sees end of input; still reading until it closes",
-        );
+        self.close_deadline = Some(Instant::now() + self.close_wait());
+        self.lesson.tell.say(Msg::HalfClosed);
+    }
+
+    /// `--reset`: input is over and sent. Echo first reads back what it is
+    /// owed (so a pipe still prints its echo), within the usual wait; chat
+    /// owes us nothing. Then it is time to abort.
+    fn ready_to_abort(&mut self, overdue: bool) -> bool {
+        if self.input == Input::Open || !self.pending.is_empty() {
+            return false;
+        }
+        let owed = self.service == ClientKind::Echo && self.received_total < self.sent_total;
+        if !owed || overdue {
+            return true;
+        }
+        if self.close_deadline.is_none() {
+            self.close_deadline = Some(Instant::now() + self.close_wait());
+        }
+        false
+    }
+
+    /// `--reset`: `SO_LINGER` with a zero timeout makes `close()` drop
+    /// what is unsent and send RST instead of FIN, so the server's next
+    /// `recv` fails with `ECONNRESET` (`reason=reset`).
+    fn abort(self) -> Result<(), Error> {
+        socket2::SockRef::from(&self.sock)
+            .set_linger(Some(Duration::ZERO))
+            .map_err(|err| Error::Io {
+                what: "setting SO_LINGER for --reset",
+                err,
+            })?;
+        let (sent, received) = (self.sent_total, self.received_total);
+        let tell = self.lesson.tell;
+        // Dropping the session closes the socket: RST goes out now.
+        drop(self);
+        tell.say(Msg::ResetClose { sent, received });
+        Ok(())
     }
 
     fn update_interest(&mut self) -> Result<(), Error> {
@@ -497,21 +601,25 @@ impl Session {
     /// The server closed the connection: say why the session ended.
     fn finish(self) -> Result<(), Error> {
         let why = match self.input {
-            Input::Quit(word) => format!("you typed '{word}'"),
-            Input::Ended => "end of input".to_string(),
-            Input::Open => "the server ended it".to_string(),
+            Input::Quit(word) => Why::Typed(word),
+            Input::Ended => Why::EndOfInput,
+            Input::Open => Why::Server,
         };
-        say(&format!(
-            "disconnected ({why}): the server closed the connection (read() returned 0: its FIN arrived); sent {} bytes, received {} bytes in total",
-            self.sent_total, self.received_total
-        ));
+        self.lesson.tell.say(Msg::Disconnected {
+            why,
+            sent: self.sent_total,
+            received: self.received_total,
+        });
         Ok(())
     }
 }
 
-/// A lifecycle message: stderr, so stdout carries only the payload.
-pub(super) fn say(message: &str) {
-    eprintln!("-- {message}");
+/// The length of the quit line at the end of `data` (`exit\n` or
+/// `exit\r\n`), which ends just past its `\n`.
+fn quit_line_len(data: &[u8], word: &str) -> usize {
+    let crlf = data.ends_with(b"\r\n");
+    let len = word.len() + if crlf { 2 } else { 1 };
+    len.min(data.len())
 }
 
 /// Prints what the server sent. Echo output is the payload, byte for byte.

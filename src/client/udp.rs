@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
-use super::session::{printable, say};
+use super::messages::{Msg, Tell};
+use super::session::printable;
 use super::stdin::read_bounded_line;
-use super::{Error, Target, describe};
+use super::{Error, Lesson, Target, describe};
 use crate::sys::{self, StdinMode};
 
 /// How long `echo --udp` waits for each reply before calling it lost.
@@ -48,7 +49,7 @@ const STDIN: Token = Token(1);
 
 /// Binds a UDP socket of the target's family and `connect`s it to the
 /// first address the target resolves to.
-fn open(target: &Target) -> Result<(std::net::UdpSocket, SocketAddr), Error> {
+fn open(target: &Target, tell: Tell) -> Result<(std::net::UdpSocket, SocketAddr), Error> {
     let addr = target.resolve()?[0];
     let any: SocketAddr = if addr.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
@@ -65,9 +66,7 @@ fn open(target: &Target) -> Result<(std::net::UdpSocket, SocketAddr), Error> {
     let local = socket
         .local_addr()
         .map_err(io_err("reading our own address"))?;
-    say(&format!(
-        "UDP socket {local} -> {addr}: connect() only noted the server's address; no handshake, nothing sent yet"
-    ));
+    tell.say(Msg::UdpOpened { local, peer: addr });
     Ok((socket, addr))
 }
 
@@ -81,10 +80,11 @@ fn refused(target: &Target) -> Error {
 }
 
 /// Runs `echochat echo --udp`.
-pub(super) fn run_echo(target: &Target, interactive: bool) -> Result<(), Error> {
-    let (socket, peer) = open(target)?;
+pub(super) fn run_echo(target: &Target, interactive: bool, lesson: Lesson) -> Result<(), Error> {
+    let tell = lesson.tell;
+    let (socket, peer) = open(target, tell)?;
     if interactive {
-        say("type lines: each is sent as one datagram; 'exit' or Ctrl-D stops");
+        tell.say(Msg::UdpHintEcho);
     }
     let mut stdin = io::stdin().lock();
     let mut line = Vec::new();
@@ -100,31 +100,27 @@ pub(super) fn run_echo(target: &Target, interactive: bool) -> Result<(), Error> 
             break; // end of input
         };
         if too_long {
-            say(&format!(
-                "a line over {MAX_DATAGRAM} bytes cannot be one UDP datagram; not sent"
-            ));
+            tell.say(Msg::DatagramTooLong { max: MAX_DATAGRAM });
             continue;
         }
         if line == b"exit" {
-            say("you typed 'exit': nothing to close, since UDP has no connection");
+            tell.say(Msg::UdpExit);
             break;
         }
         send(&socket, &line, "sending the datagram")?;
         sent += 1;
-        say(&format!("sent {} bytes in one datagram", line.len()));
-        if wait_echo(&socket, &line, &mut buf, target)? {
+        tell.say(Msg::UdpSent {
+            n: line.len() as u64,
+        });
+        if wait_echo(&socket, &line, &mut buf, target, lesson)? {
             replies += 1;
         } else {
-            say(&format!(
-                "no reply within {}s: the datagram or its echo was lost, and UDP does not resend",
-                REPLY_WAIT.as_secs()
-            ));
+            tell.say(Msg::UdpNoReply {
+                secs: REPLY_WAIT.as_secs(),
+            });
         }
     }
-    say(&format!(
-        "done: sent {sent} datagrams, got {replies} replies, {} lost",
-        sent - replies
-    ));
+    tell.say(Msg::UdpDone { sent, replies });
     if sent > 0 && replies == 0 {
         return Err(Error::NoReply {
             peer,
@@ -137,14 +133,22 @@ pub(super) fn run_echo(target: &Target, interactive: bool) -> Result<(), Error> 
 
 /// Waits up to [`REPLY_WAIT`] for the echo of `line`, printing it. Other
 /// datagrams (a late echo of an earlier line) are reported and skipped.
+/// A slow reader (`--read-delay`) sleeps before each `recv`: lock-step,
+/// there is nothing else to do meanwhile, and over UDP nothing slows the
+/// server down — what does not fit the socket's buffer is dropped.
 fn wait_echo(
     socket: &std::net::UdpSocket,
     line: &[u8],
     buf: &mut [u8],
     target: &Target,
+    lesson: Lesson,
 ) -> Result<bool, Error> {
-    let deadline = Instant::now() + REPLY_WAIT;
+    let tell = lesson.tell;
+    let deadline = Instant::now() + REPLY_WAIT + lesson.read_delay.unwrap_or_default();
     loop {
+        if let Some(delay) = lesson.read_delay {
+            std::thread::sleep(delay);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(false);
@@ -152,9 +156,7 @@ fn wait_echo(
         let _ = socket.set_read_timeout(Some(left));
         match socket.recv(buf) {
             Ok(n) if &buf[..n] == line => {
-                say(&format!(
-                    "received {n} bytes: one datagram, the whole reply"
-                ));
+                tell.say(Msg::UdpReceived { n: n as u64 });
                 let mut out = io::stdout().lock();
                 out.write_all(&buf[..n])
                     .and_then(|()| out.write_all(b"\n"))
@@ -165,9 +167,7 @@ fn wait_echo(
                     })?;
                 return Ok(true);
             }
-            Ok(n) => say(&format!(
-                "ignored a {n}-byte datagram that is not this line's echo (a late reply?)"
-            )),
+            Ok(n) => tell.say(Msg::UdpIgnored { n: n as u64 }),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(refused(target)),
             Err(e)
                 if matches!(
@@ -212,8 +212,8 @@ enum Stage {
 }
 
 /// Runs `echochat chat --udp`.
-pub(super) fn run_chat(target: &Target, interactive: bool) -> Result<(), Error> {
-    let (socket, peer) = open(target)?;
+pub(super) fn run_chat(target: &Target, interactive: bool, lesson: Lesson) -> Result<(), Error> {
+    let (socket, peer) = open(target, lesson.tell)?;
     socket.set_nonblocking(true).map_err(|err| Error::Io {
         what: "making the socket non-blocking",
         err,
@@ -234,6 +234,9 @@ pub(super) fn run_chat(target: &Target, interactive: bool) -> Result<(), Error> 
         discarding: false,
         input_ended: false,
         last_sent: Instant::now(),
+        next_read: Instant::now(),
+        more_to_read: false,
+        lesson,
         buf: vec![0; MAX_DATAGRAM + 1],
     };
     chat.poll
@@ -248,7 +251,7 @@ pub(super) fn run_chat(target: &Target, interactive: bool) -> Result<(), Error> 
         chat.input_ended = true;
     }
     if interactive {
-        say("over UDP the server asks nothing: the first line you type is your name (/join NAME)");
+        lesson.tell.say(Msg::UdpChatHint);
         chat.ask_name();
     }
     chat.run()
@@ -270,6 +273,11 @@ struct Chat<'a> {
     discarding: bool,
     input_ended: bool,
     last_sent: Instant,
+    /// `--read-delay`: the socket is not read before this...
+    next_read: Instant,
+    /// ... and a datagram may be waiting (epoll will not say it again).
+    more_to_read: bool,
+    lesson: Lesson,
     buf: Vec<u8>,
 }
 
@@ -303,12 +311,15 @@ impl Chat<'_> {
         if self.wants_stdin() && self.stdin_mode == StdinMode::AlwaysReady {
             return Some(Duration::ZERO);
         }
-        let at = match self.stage {
-            Stage::Joining { until } | Stage::Leaving { until } => until,
-            Stage::Joined => self.last_sent + KEEPALIVE,
-            Stage::Naming => return None,
+        let mut at = match self.stage {
+            Stage::Joining { until } | Stage::Leaving { until } => Some(until),
+            Stage::Joined => Some(self.last_sent + KEEPALIVE),
+            Stage::Naming => None,
         };
-        Some(at.saturating_duration_since(Instant::now()))
+        if self.more_to_read {
+            at = Some(at.map_or(self.next_read, |a| a.min(self.next_read)));
+        }
+        at.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     /// Stdin is read only while its lines can be used: not while an answer
@@ -323,7 +334,19 @@ impl Chat<'_> {
     /// Prints every datagram that came; returns true when the session is
     /// over (the goodbye came, or the server dropped us).
     fn read_socket(&mut self) -> Result<bool, Error> {
-        loop {
+        let mut budget = usize::MAX;
+        if let Some(delay) = self.lesson.read_delay {
+            // A slow reader: one datagram per delay. The rest wait in the
+            // socket's receive buffer, and what does not fit is dropped.
+            let now = Instant::now();
+            self.more_to_read = true;
+            if now < self.next_read {
+                return Ok(false);
+            }
+            self.next_read = now + delay;
+            budget = 1;
+        }
+        for _ in 0..budget {
             match self.sock.recv(&mut self.buf) {
                 Ok(n) => {
                     let data = self.buf[..n].to_vec();
@@ -332,7 +355,10 @@ impl Chat<'_> {
                         return Ok(true);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.more_to_read = false;
+                    return Ok(false);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                     return Err(refused(self.target));
@@ -345,31 +371,33 @@ impl Chat<'_> {
                 }
             }
         }
+        Ok(false)
     }
 
     /// What a datagram from the server means for where we stand.
     fn on_datagram(&mut self, data: &[u8]) -> bool {
         let starts = |p: &[u8]| data.starts_with(p);
+        let tell = self.lesson.tell;
         match self.stage {
             Stage::Joining { .. } if starts(b"* hello, ") => {
                 self.stage = Stage::Joined;
-                say("joined: the server now knows our address; no connection exists");
+                tell.say(Msg::UdpJoined);
             }
             Stage::Joining { .. } if starts(b"! ") => {
                 self.stage = Stage::Naming;
                 self.ask_name();
             }
             Stage::Leaving { .. } if starts(b"* bye, ") => {
-                say("left the room; no connection to close");
+                tell.say(Msg::UdpLeft);
                 return true;
             }
             Stage::Joined if starts(b"! send /join NAME first") => {
-                say("the server no longer knows us (we were silent too long, or it restarted)");
+                tell.say(Msg::UdpForgotten);
                 self.stage = Stage::Naming;
                 self.ask_name();
             }
             _ if starts(b"* disconnected: ") || starts(b"* server shutting down") => {
-                say("the server dropped us from the room");
+                tell.say(Msg::UdpDropped);
                 return true;
             }
             _ => {}
@@ -379,8 +407,8 @@ impl Chat<'_> {
 
     fn ask_name(&self) {
         if self.interactive {
-            eprint!("your name: ");
-            let _ = io::stderr().flush();
+            let tell = self.lesson.tell;
+            tell.ask(Msg::PromptName.text(tell.lang));
         }
     }
 
@@ -423,9 +451,9 @@ impl Chat<'_> {
         if !self.discarding {
             self.typed.extend_from_slice(data);
             if self.typed.len() > MAX_DATAGRAM {
-                say(&format!(
-                    "a line over {MAX_DATAGRAM} bytes cannot be one UDP datagram; not sent"
-                ));
+                self.lesson
+                    .tell
+                    .say(Msg::DatagramTooLong { max: MAX_DATAGRAM });
                 self.typed = Vec::new();
                 self.discarding = true;
             }
@@ -443,6 +471,7 @@ impl Chat<'_> {
     /// when the session is over.
     fn act(&mut self) -> Result<bool, Error> {
         let now = Instant::now();
+        let tell = self.lesson.tell;
         match self.stage {
             Stage::Naming => {
                 if let Some(line) = self.lines.pop_front() {
@@ -459,7 +488,7 @@ impl Chat<'_> {
                         until: now + ANSWER_WAIT,
                     };
                 } else if self.input_ended {
-                    say("end of input before joining: nothing more to do");
+                    tell.say(Msg::UdpEndBeforeJoin);
                     return Ok(true);
                 }
             }
@@ -480,18 +509,18 @@ impl Chat<'_> {
                     self.send(&line)?;
                 }
                 if self.input_ended && self.lines.is_empty() {
-                    say("leaving: sending /leave (no FIN over UDP: the server must be told)");
+                    tell.say(Msg::UdpLeaving);
                     self.send(b"/leave")?;
                     self.stage = Stage::Leaving {
                         until: now + ANSWER_WAIT,
                     };
                 } else if now >= self.last_sent + KEEPALIVE {
-                    say("sending an empty datagram so the server knows we are still here");
+                    tell.say(Msg::UdpKeepalive);
                     self.send(b"")?;
                 }
             }
             Stage::Leaving { until } if now >= until => {
-                say("no goodbye came (lost?); leaving anyway");
+                tell.say(Msg::UdpNoGoodbye);
                 return Ok(true);
             }
             Stage::Joining { .. } | Stage::Leaving { .. } => {}
@@ -510,7 +539,7 @@ impl Chat<'_> {
                 // The socket's send buffer is full: a datagram that cannot
                 // go now is lost, as on the wire.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    say("the socket's send buffer is full: this datagram is dropped");
+                    self.lesson.tell.say(Msg::UdpSendBufferFull);
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {

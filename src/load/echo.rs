@@ -33,25 +33,45 @@
 //!   its high bit set: no `\n`, so the echo service's exit word can never
 //!   appear and nothing is held back.
 //!
+//! **Framed** (`--framed`, against the framed echo service): each message
+//! goes out as one frame of `crate::frame` — a 4-byte big-endian length,
+//! then the `--size` bytes — and the reply is read back through a
+//! [`FrameDecoder`], the same decoder the clients use: it must yield
+//! exactly one frame, whose payload equals what was sent. Replies are still
+//! read by count (header plus payload, no more), so a bad reply costs one
+//! verification error and the next message is read from the right place.
+//! The decoder refuses a header announcing more than `--size` before
+//! keeping any of its payload. The framed echo service answers byte for
+//! byte, and may start before the whole message is sent; like plain echo,
+//! that needs nothing special here.
+//!
 //! Read `worker.rs` for the loop that drives this, `chat.rs` for a
-//! scenario with a handshake.
+//! scenario with a handshake, `udp.rs` for the UDP twin.
 
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
+use crate::frame::{self, FrameDecoder, HEADER_BYTES};
+
 use super::schedule::Schedule;
 use super::worker::{Core, Ready, Scenario, Why, write_some};
 
+/// Framed replies are read through a buffer of at most this size, shared
+/// by the thread's connections.
+const FRAMED_READ_BYTES: usize = 64 * 1024;
+
 /// One connection's message in flight.
 pub struct Conn {
-    /// The message in flight (what the reply must equal).
+    /// The message in flight as written (framed: header, then payload).
     out: Box<[u8]>,
     /// Bytes of `out` written so far.
     sent: usize,
-    /// The reply so far.
+    /// Plain: the reply so far (what must equal `out`). Framed: empty.
     inp: Box<[u8]>,
-    /// Bytes of the reply received so far.
+    /// Bytes of the reply received so far (framed: header included).
     got: usize,
+    /// Framed: the reply's decoding.
+    framed: Option<FrameCheck>,
     /// Messages started so far (the next one's sequence number is `seq + 1`).
     seq: u64,
     /// Open loop: messages that have come due so far.
@@ -62,9 +82,48 @@ pub struct Conn {
     busy: bool,
 }
 
+/// What a framed connection's reply has shown so far.
+struct FrameCheck {
+    decoder: FrameDecoder,
+    /// Frames the reply has yielded (must be one).
+    frames: u32,
+    /// Every frame so far equalled the payload sent; no bad header.
+    ok: bool,
+}
+
+impl FrameCheck {
+    fn new(size: usize) -> FrameCheck {
+        FrameCheck {
+            decoder: FrameDecoder::new(size),
+            frames: 0,
+            ok: true,
+        }
+    }
+
+    /// The reply is complete (header plus payload bytes were read): it was
+    /// good if it was exactly one frame equal to the payload. Ready for
+    /// the next reply either way.
+    fn finish_message(&mut self, size: usize) -> bool {
+        let good = self.ok && self.frames == 1 && self.decoder.is_between_frames();
+        if !good {
+            // Out of step (or failed): start the next reply afresh.
+            self.decoder = FrameDecoder::new(size);
+        }
+        self.frames = 0;
+        self.ok = true;
+        good
+    }
+}
+
 /// One thread's echo scenario.
 pub struct Echo {
+    /// Payload bytes per message.
     size: usize,
+    /// Bytes per message on the wire: `size`, plus the header if framed.
+    wire: usize,
+    framed: bool,
+    /// Framed: where replies are read before the decoder sees them.
+    scratch: Vec<u8>,
     /// Random bytes every message is cut from (see `fill_message`).
     pattern: Vec<u8>,
     /// Messages in flight over the thread's connections.
@@ -74,17 +133,31 @@ pub struct Echo {
 }
 
 impl Echo {
-    /// `size`-byte messages; open loop at `rate` messages a second over
-    /// `clients_total` connections when `rate` is given. `ids` are this
-    /// thread's clients.
-    pub fn new(size: usize, rate: Option<f64>, clients_total: usize, ids: Vec<usize>) -> Echo {
+    /// `size`-byte messages (`framed`: in frames); open loop at `rate`
+    /// messages a second over `clients_total` connections when `rate` is
+    /// given. `ids` are this thread's clients.
+    pub fn new(
+        size: usize,
+        framed: bool,
+        rate: Option<f64>,
+        clients_total: usize,
+        ids: Vec<usize>,
+    ) -> Echo {
         let schedule = rate.map(|rate| {
             // Each connection sends every `clients / rate` seconds.
             let period = Duration::from_secs_f64(clients_total as f64 / rate);
             Schedule::new(period, clients_total, ids)
         });
+        let wire = if framed { HEADER_BYTES + size } else { size };
         Echo {
             size,
+            wire,
+            framed,
+            scratch: if framed {
+                vec![0; wire.min(FRAMED_READ_BYTES)]
+            } else {
+                Vec::new()
+            },
             pattern: make_pattern(size, 0x5EED ^ size as u64),
             busy: 0,
             schedule,
@@ -96,7 +169,8 @@ impl Echo {
         let client = core.slots[i].client as u64;
         let c = &mut core.slots[i].conn;
         c.seq += 1;
-        fill_message(&mut c.out, &self.pattern, client, c.seq);
+        let payload = &mut c.out[self.wire - self.size..];
+        fill_message(payload, &self.pattern, client, c.seq);
         c.sent = 0;
         c.got = 0;
         c.due = due;
@@ -127,6 +201,9 @@ impl Echo {
     /// unless the event reported FIN or an error (`hup`): then read on to
     /// find it, since no new edge will announce it.
     fn read_in(&mut self, core: &mut Core<'_, Conn>, i: usize, hup: bool) {
+        if self.framed {
+            return self.read_in_framed(core, i, hup);
+        }
         // `! server full` may come instead of the first reply.
         let watch_full = !core.slots[i].is_answered();
         loop {
@@ -145,6 +222,45 @@ impl Echo {
                     c.got += n;
                     core.stats.bytes_received += n as u64;
                     if c.got == c.inp.len() {
+                        return self.complete(core, i);
+                    }
+                    if n < want && !hup {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.close(core, i, Why::Error(e)),
+            }
+        }
+    }
+
+    /// [`read_in`](Echo::read_in) for a framed reply: read at most what is
+    /// missing of it into the scratch buffer, and let the decoder find the
+    /// frame in those bytes.
+    fn read_in_framed(&mut self, core: &mut Core<'_, Conn>, i: usize, hup: bool) {
+        let watch_full = !core.slots[i].is_answered();
+        loop {
+            let slot = &mut core.slots[i];
+            let c = &mut slot.conn;
+            let Some(stream) = slot.stream.as_mut() else {
+                return;
+            };
+            let want = (self.wire - c.got).min(self.scratch.len());
+            match stream.read(&mut self.scratch[..want]) {
+                Ok(0) => return self.close(core, i, Why::Eof),
+                Ok(n) => {
+                    let bytes = &self.scratch[..n];
+                    if watch_full {
+                        slot.full.feed(bytes);
+                    }
+                    c.got += n;
+                    core.stats.bytes_received += n as u64;
+                    if let Some(check) = c.framed.as_mut() {
+                        let payload = &c.out[HEADER_BYTES..];
+                        check_frames(check, bytes, payload);
+                    }
+                    if c.got == self.wire {
                         return self.complete(core, i);
                     }
                     if n < want && !hup {
@@ -192,7 +308,10 @@ impl Echo {
     fn complete(&mut self, core: &mut Core<'_, Conn>, i: usize) {
         let now = Instant::now();
         let c = &mut core.slots[i].conn;
-        let ok = c.inp == c.out;
+        let ok = match c.framed.as_mut() {
+            None => c.inp == c.out,
+            Some(check) => check.finish_message(self.size),
+        };
         let latency = now.saturating_duration_since(c.due);
         c.got = 0;
         c.busy = false;
@@ -238,6 +357,7 @@ impl Scenario for Echo {
             sent: 0,
             inp: Box::new([]),
             got: 0,
+            framed: None,
             seq: 0,
             due_count: 0,
             due: Instant::now(),
@@ -248,8 +368,16 @@ impl Scenario for Echo {
     fn on_connected(&mut self, core: &mut Core<'_, Conn>, i: usize, ready: Ready) {
         core.session_up(i);
         let c = &mut core.slots[i].conn;
-        c.out = vec![0; self.size].into_boxed_slice();
-        c.inp = vec![0; self.size].into_boxed_slice();
+        c.out = vec![0; self.wire].into_boxed_slice();
+        if self.framed {
+            // The header never changes: every message is `size` bytes. The
+            // size was checked against the 4-byte header's limit.
+            let header = frame::header(self.size).unwrap_or([0xff; HEADER_BYTES]);
+            c.out[..HEADER_BYTES].copy_from_slice(&header);
+            c.framed = Some(FrameCheck::new(self.size));
+        } else {
+            c.inp = vec![0; self.size].into_boxed_slice();
+        }
         // The server may talk first and close (`! server full`) before we
         // see the connect finish: this edge carries both.
         if ready.readable {
@@ -265,7 +393,7 @@ impl Scenario for Echo {
             }
             return;
         }
-        if ready.writable && c.sent < self.size {
+        if ready.writable && c.sent < self.wire {
             self.write_out(core, i);
         }
         if ready.readable && core.slots[i].conn.busy {
@@ -327,6 +455,29 @@ impl Scenario for Echo {
     }
 }
 
+/// Feed the bytes of one read of a framed reply to its decoder: each frame
+/// it yields must equal `payload`.
+fn check_frames(check: &mut FrameCheck, bytes: &[u8], payload: &[u8]) {
+    if !check.ok {
+        // After a bad header the decoder stays failed; the rest of this
+        // reply is only counted.
+        return;
+    }
+    let FrameCheck {
+        decoder,
+        frames,
+        ok,
+        ..
+    } = check;
+    let fed = decoder.feed(bytes, |got| {
+        *frames += 1;
+        *ok &= got == payload;
+    });
+    if fed.is_err() {
+        *ok = false;
+    }
+}
+
 /// Fill `buf` with the bytes of message `seq` of connection `id`.
 ///
 /// A fresh pseudo-random stream per message would cost more CPU than the
@@ -351,6 +502,27 @@ pub fn fill_message(buf: &mut [u8], pattern: &[u8], id: u64, seq: u64) {
     for (dst, b) in buf.iter_mut().zip(stamp) {
         *dst = b;
     }
+}
+
+/// Bytes of the (id, seq) stamp at the start of a message of at least
+/// this length: 8 bytes each, 7 bits per byte.
+pub const STAMP_BYTES: usize = 16;
+
+/// The `(id, seq)` stamped by [`fill_message`] into the first
+/// [`STAMP_BYTES`] of `buf`; `None` if `buf` is shorter or a stamp byte
+/// lacks its high bit (not one of our messages).
+pub fn read_stamp(buf: &[u8]) -> Option<(u64, u64)> {
+    let stamp = buf.get(..STAMP_BYTES)?;
+    if stamp.iter().any(|&b| b & 0x80 == 0) {
+        return None;
+    }
+    let field = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .enumerate()
+            .fold(0u64, |v, (k, &b)| v | u64::from(b & 0x7f) << (7 * k))
+    };
+    Some((field(&stamp[..8]), field(&stamp[8..])))
 }
 
 /// The random bytes messages are cut from: `2 * size` bytes, high bit set.
@@ -391,6 +563,13 @@ mod tests {
         let mut again = [0u8; 37];
         fill_message(&mut again, &p, 1, 1);
         assert_eq!(a, again);
+        assert_eq!(read_stamp(&a), Some((1, 1)));
+        assert_eq!(read_stamp(&c), Some((1, 2)));
+        let mut big = [0u8; 40];
+        let id = (0xDEAD_BEEF << 24) | 12_345;
+        fill_message(&mut big, &make_pattern(40, 1), id, (1 << 56) - 1);
+        assert_eq!(read_stamp(&big), Some((id, (1 << 56) - 1)));
+        assert_eq!(read_stamp(&big[..15]), None);
         let p1 = make_pattern(1, 7);
         let mut one = [0u8; 1];
         fill_message(&mut one, &p1, 1, 1);

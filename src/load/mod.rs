@@ -1,6 +1,7 @@
-//! The load generator `echochat load echo|chat|connect`: many concurrent
-//! connections driven by mio event loops, every reply verified, latency in
-//! an hdrhistogram, a summary (or one JSON object) at the end.
+//! The load generator `echochat load echo|chat|connect|udp-echo`: many
+//! concurrent connections (or UDP sockets) driven by mio event loops, every
+//! reply verified, latency in an hdrhistogram, a summary (or one JSON
+//! object) at the end.
 //!
 //! How to read it:
 //! 1. `connect.rs` — the preflight (descriptor limit, ephemeral ports,
@@ -8,9 +9,12 @@
 //! 2. `worker.rs` — the one event loop every scenario runs on: the connect
 //!    ramp, the barrier, the load, the drain; and the [`Scenario`] trait
 //!    (on connected, on ready, on load start, next wakeup).
-//! 3. `echo.rs`, `chat.rs`, `churn.rs` (`load connect`) — the scenarios:
-//!    only what is theirs. `schedule.rs` says when each send of a
-//!    fixed-rate scenario is due (open-loop echo, chat, connect `--rate`).
+//! 3. `echo.rs` (plain and `--framed`), `chat.rs`, `churn.rs` (`load
+//!    connect`), `udp.rs` (`load udp-echo`) — the scenarios: only what is
+//!    theirs. `schedule.rs` says when each send of a fixed-rate scenario is
+//!    due (open-loop echo, udp-echo, chat, connect `--rate`);
+//!    `arrivals.rs` tells in-order, reordered and duplicated datagrams
+//!    apart.
 //! 4. `stats.rs`, `report.rs`, `progress.rs` — counting, the summary, the
 //!    live progress line.
 //!
@@ -22,6 +26,7 @@
 //! returns the typed [`Report`] without printing anything, so benchmarks
 //! call exactly what users run.
 
+mod arrivals;
 mod chat;
 mod churn;
 mod connect;
@@ -30,6 +35,7 @@ mod progress;
 mod report;
 mod schedule;
 mod stats;
+mod udp;
 mod worker;
 
 use std::fmt;
@@ -37,10 +43,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::cli::{LoadChatArgs, LoadCommand, LoadCommon, LoadConnectArgs, LoadEchoArgs};
+use crate::cli::ports::{CHAT_PORT, ECHO_PORT, FRAME_PORT};
+use crate::cli::{
+    LoadChatArgs, LoadCommand, LoadCommon, LoadConnectArgs, LoadEchoArgs, LoadUdpEchoArgs,
+};
 
-pub use report::{ChatResult, Latency, OpenLoop, Report, RunInfo};
+pub use report::{ChatResult, Latency, OpenLoop, Report, RunInfo, UdpResult};
 pub use stats::{ConnectCause, Stats};
+pub use udp::{MAX_DATAGRAM_BYTES, MIN_DATAGRAM_BYTES};
 use worker::{Plan, Scenario, ThreadResult};
 
 /// How long, after the load phase, replies and deliveries still in flight
@@ -50,11 +60,6 @@ pub const DRAIN: Duration = Duration::from_secs(2);
 /// Largest echo message: each connection holds two buffers of this size
 /// (what was sent, what came back), so this bounds the memory per client.
 pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
-
-/// The echo service's first default port (DESIGN.md, `--echo-ports`).
-const DEFAULT_ECHO_PORT: u16 = 7000;
-/// The chat service's first default port.
-const DEFAULT_CHAT_PORT: u16 = 7100;
 
 /// Why a load run could not start or finish, or why it failed (exit 1).
 /// Failed connects alone are not errors; they are counted in the report.
@@ -107,6 +112,7 @@ fn common(cmd: &LoadCommand) -> &LoadCommon {
         LoadCommand::Echo(a) => &a.common,
         LoadCommand::Chat(a) => &a.common,
         LoadCommand::Connect(a) => &a.common,
+        LoadCommand::UdpEcho(a) => &a.common,
     }
 }
 
@@ -117,10 +123,12 @@ fn execute(cmd: &LoadCommand, chatty: bool) -> Result<Report, Error> {
         LoadCommand::Echo(args) => run_echo(args, chatty),
         LoadCommand::Chat(args) => run_chat(args, chatty),
         LoadCommand::Connect(args) => run_connect(args, chatty),
+        LoadCommand::UdpEcho(args) => run_udp_echo(args, chatty),
     }
 }
 
-/// Round trips against the echo service; see `echo.rs`.
+/// Round trips against the echo service (or, `--framed`, the framed echo
+/// service); see `echo.rs`.
 fn run_echo(args: &LoadEchoArgs, chatty: bool) -> Result<Report, Error> {
     let size = args.size.as_usize();
     if size == 0 || size as u64 > MAX_MESSAGE_BYTES {
@@ -132,15 +140,44 @@ fn run_echo(args: &LoadEchoArgs, chatty: bool) -> Result<Report, Error> {
     let clients = args.common.clients;
     let rate = args.rate;
     check_rate(rate)?;
+    let framed = args.framed;
     let setup = Setup {
         scenario: "echo",
-        default_port: DEFAULT_ECHO_PORT,
+        default_port: if framed { FRAME_PORT } else { ECHO_PORT },
         size: size as u64,
         rate,
         ramp: true,
+        framed,
     };
     drive(&args.common, &setup, chatty, |plan| {
-        echo::Echo::new(size, rate, clients, plan.clients.clone())
+        echo::Echo::new(size, framed, rate, clients, plan.clients.clone())
+    })
+}
+
+/// Datagrams at `--rate` against the udp-echo twin; see `udp.rs`.
+fn run_udp_echo(args: &LoadUdpEchoArgs, chatty: bool) -> Result<Report, Error> {
+    let size = args.size.as_usize();
+    if !(MIN_DATAGRAM_BYTES..=MAX_DATAGRAM_BYTES).contains(&size) {
+        return Err(Error::new(format!(
+            "--size must be between {MIN_DATAGRAM_BYTES} bytes (the stamp every datagram \
+             carries) and {MAX_DATAGRAM_BYTES} bytes (the largest UDP datagram)"
+        )));
+    }
+    let rate = args.rate;
+    check_rate(Some(rate))?;
+    let clients = args.common.clients;
+    let token = chat::run_token();
+    let setup = Setup {
+        scenario: "udp-echo",
+        // udp-echo binds the same port number as TCP echo (DESIGN.md).
+        default_port: ECHO_PORT,
+        size: size as u64,
+        rate: Some(rate),
+        ramp: false,
+        framed: false,
+    };
+    drive(&args.common, &setup, chatty, |plan| {
+        udp::UdpEcho::new(size, rate, clients, plan.clients.clone(), token)
     })
 }
 
@@ -155,10 +192,11 @@ fn run_connect(args: &LoadConnectArgs, chatty: bool) -> Result<Report, Error> {
     let token = chat::run_token();
     let setup = Setup {
         scenario: "connect",
-        default_port: DEFAULT_ECHO_PORT,
+        default_port: ECHO_PORT,
         size: 0,
         rate,
         ramp: false,
+        framed: false,
     };
     drive(&args.common, &setup, chatty, |plan| {
         churn::Churn::new(
@@ -191,10 +229,11 @@ fn run_chat(args: &LoadChatArgs, chatty: bool) -> Result<Report, Error> {
     let clients = args.common.clients;
     let setup = Setup {
         scenario: "chat",
-        default_port: DEFAULT_CHAT_PORT,
+        default_port: CHAT_PORT,
         size: 0,
         rate: Some(rate),
         ramp: true,
+        framed: false,
     };
     drive(&args.common, &setup, chatty, |plan| {
         chat::Chat::new(rate, clients, plan.clients.clone(), token)
@@ -211,6 +250,8 @@ struct Setup {
     rate: Option<f64>,
     /// The ramp opens `--clients` connections that the load then drives.
     ramp: bool,
+    /// Echo `--framed`.
+    framed: bool,
 }
 
 /// The frame every scenario shares: validate, preflight, spawn the threads
@@ -297,6 +338,7 @@ fn drive<S: Scenario>(
         clients: common.clients,
         threads,
         size: setup.size,
+        framed: setup.framed,
         rate: setup.rate,
         load: Duration::ZERO,
         ramp: Duration::ZERO,
@@ -321,7 +363,7 @@ mod tests {
     //! The echo loop against a throwaway std-thread echo server on loopback,
     //! so the load generator can be checked without the reactor.
     use super::*;
-    use crate::cli::{HumanDuration, Size};
+    use crate::cli::{HumanDuration, LoadUdpEchoArgs, Size};
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
@@ -368,6 +410,7 @@ mod tests {
             },
             size: Size(size),
             rate: None,
+            framed: false,
         }
     }
 
@@ -499,5 +542,259 @@ mod tests {
         assert_eq!(r.verify_errors, 0);
         assert_eq!(r.io_errors, 0);
         assert_eq!(r.latency_samples, c.delivered);
+    }
+
+    /// A framed echo server: reads each frame whole, then writes back
+    /// `reply(frame)` in three pieces (header split) so the client sees
+    /// the reply in parts.
+    fn spawn_framed_server(reply: fn(Vec<u8>) -> Vec<u8>) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming().take(16) {
+                let Ok(mut s) = s else { continue };
+                std::thread::spawn(move || {
+                    let _ = s.set_nodelay(true);
+                    loop {
+                        let mut head = [0u8; 4];
+                        if s.read_exact(&mut head).is_err() {
+                            break;
+                        }
+                        let mut frame = head.to_vec();
+                        frame.resize(4 + u32::from_be_bytes(head) as usize, 0);
+                        if s.read_exact(&mut frame[4..]).is_err() {
+                            break;
+                        }
+                        let out = reply(frame);
+                        let (a, rest) = out.split_at(2.min(out.len()));
+                        let (b, c) = rest.split_at(rest.len() / 2);
+                        if [a, b, c].iter().any(|p| s.write_all(p).is_err()) {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    fn framed_args(port: u16, size: u64) -> LoadEchoArgs {
+        let mut args = echo_args(port, 3, 1, size);
+        args.framed = true;
+        args
+    }
+
+    #[test]
+    fn framed_echo_verifies_each_frame() {
+        let port = spawn_framed_server(|frame| frame);
+        let r = run_echo(&framed_args(port, 1000), false).unwrap();
+        assert!(r.framed);
+        assert_eq!(r.connected, 3);
+        assert!(r.messages > 3, "{r:?}");
+        assert_eq!(r.verify_errors, 0, "{r:?}");
+        assert_eq!(r.io_errors, 0, "{r:?}");
+        assert_eq!(r.incomplete, 0, "{r:?}");
+        // Payload bytes are verified; headers travel too.
+        assert_eq!(r.bytes, r.messages * 1000);
+        assert_eq!(r.bytes_received, r.messages * 1004);
+        assert!(r.check().is_ok());
+    }
+
+    #[test]
+    fn framed_replies_with_a_wrong_header_or_payload_fail_verification() {
+        // Each reply the same length on the wire, but: a header one longer
+        // (refused by the decoder before any payload), one shorter (a frame
+        // too short, then the start of another), a payload byte changed.
+        let longer: fn(Vec<u8>) -> Vec<u8> = |mut f| {
+            f[3] = f[3].wrapping_add(1);
+            f
+        };
+        let shorter: fn(Vec<u8>) -> Vec<u8> = |mut f| {
+            f[3] = f[3].wrapping_sub(1);
+            f
+        };
+        let changed: fn(Vec<u8>) -> Vec<u8> = |mut f| {
+            let last = f.len() - 1;
+            f[last] ^= 1;
+            f
+        };
+        for (what, reply) in [
+            ("longer", longer),
+            ("shorter", shorter),
+            ("changed", changed),
+        ] {
+            let port = spawn_framed_server(reply);
+            let r = run_echo(&framed_args(port, 300), false).unwrap();
+            assert!(r.messages > 3, "{what}: {r:?}");
+            // Every reply is wrong, and each is still read from the right
+            // place: exactly one error per message.
+            assert_eq!(r.verify_errors, r.messages, "{what}: {r:?}");
+            assert_eq!(r.io_errors, 0, "{what}: {r:?}");
+            assert!(r.check().is_err(), "{what}");
+        }
+    }
+
+    /// What a test UDP echo server does with a sender's `k`-th datagram
+    /// (1-based).
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Fate {
+        Echo,
+        Drop,
+        Twice,
+        /// Held back, and sent after the next one's reply.
+        Hold,
+        Corrupt,
+    }
+
+    /// Counts of what the test server did, over all senders.
+    #[derive(Default, Debug)]
+    struct Done {
+        received: u64,
+        dropped: u64,
+        twice: u64,
+        reordered: u64,
+        corrupted: u64,
+        /// Held at the end, never sent.
+        held: u64,
+    }
+
+    /// A UDP echo server on a thread that deals with each sender's
+    /// datagrams as `fate` says; it stops when `done.0` is set.
+    fn spawn_udp_server(fate: fn(u64) -> Fate) -> (u16, Arc<std::sync::Mutex<Done>>) {
+        use std::collections::HashMap;
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = s.local_addr().unwrap().port();
+        let done = Arc::new(std::sync::Mutex::new(Done::default()));
+        let counts = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut peers: HashMap<std::net::SocketAddr, (u64, Option<Vec<u8>>)> = HashMap::new();
+            let mut buf = vec![0u8; 70_000];
+            // Bounded: the tests run for about a second.
+            let until = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < until {
+                let Ok((n, from)) = s.recv_from(&mut buf) else {
+                    continue;
+                };
+                let mut d = counts.lock().unwrap();
+                d.received += 1;
+                let (k, held) = peers.entry(from).or_default();
+                *k += 1;
+                let mut data = buf[..n].to_vec();
+                match fate(*k) {
+                    Fate::Echo => {}
+                    Fate::Drop => {
+                        d.dropped += 1;
+                        continue;
+                    }
+                    Fate::Twice => {
+                        d.twice += 1;
+                        let _ = s.send_to(&data, from);
+                    }
+                    Fate::Hold => {
+                        d.held += 1;
+                        *held = Some(data);
+                        continue;
+                    }
+                    Fate::Corrupt => {
+                        d.corrupted += 1;
+                        data[n - 1] ^= 1;
+                    }
+                }
+                let _ = s.send_to(&data, from);
+                if let Some(late) = held.take() {
+                    d.held -= 1;
+                    d.reordered += 1;
+                    let _ = s.send_to(&late, from);
+                }
+            }
+        });
+        (port, done)
+    }
+
+    fn udp_args(port: u16, clients: usize, rate: f64) -> LoadUdpEchoArgs {
+        LoadUdpEchoArgs {
+            common: LoadCommon {
+                host: "127.0.0.1".into(),
+                port: Some(port),
+                clients,
+                duration: HumanDuration(Duration::from_millis(800)),
+                threads: 2,
+                connect_burst: 4,
+                json: true,
+            },
+            size: Size(100),
+            rate,
+        }
+    }
+
+    #[test]
+    fn udp_echo_counts_what_the_network_did() {
+        let (port, done) = spawn_udp_server(|k| match k % 10 {
+            3 => Fate::Drop,
+            5 => Fate::Twice,
+            7 => Fate::Hold,
+            _ => Fate::Echo,
+        });
+        let r = run_udp_echo(&udp_args(port, 3, 300.0), false).unwrap();
+        let d = done.lock().unwrap();
+        let u = r.udp.as_ref().unwrap();
+        assert_eq!(r.scenario, "udp-echo");
+        assert_eq!(r.connected, 3, "{r:?}");
+        assert!(d.dropped > 0 && d.twice > 0 && d.reordered > 0, "{d:?}");
+        // Loopback loses nothing itself: the server saw every datagram.
+        assert_eq!(u.sent, d.received, "{r:?} {d:?}");
+        assert_eq!(u.lost, d.dropped + d.held, "{r:?} {d:?}");
+        assert_eq!(u.duplicated, d.twice, "{r:?} {d:?}");
+        assert_eq!(u.reordered, d.reordered, "{r:?} {d:?}");
+        assert_eq!(u.received, u.sent - u.lost, "{r:?}");
+        assert_eq!(r.messages, u.received);
+        assert_eq!(r.latency_samples, u.received);
+        assert_eq!(r.verify_errors, 0);
+        assert_eq!(r.bytes, u.received * 100);
+        assert_eq!(r.served, 3);
+        // 300/s asked for 0.8 s.
+        assert!((200..=280).contains(&u.sent), "{r:?}");
+        assert!(r.check().is_ok());
+    }
+
+    #[test]
+    fn udp_echo_fails_on_a_bad_reply_and_on_silence() {
+        let (port, done) = spawn_udp_server(|k| if k == 4 { Fate::Corrupt } else { Fate::Echo });
+        let r = run_udp_echo(&udp_args(port, 2, 200.0), false).unwrap();
+        assert_eq!(r.verify_errors, done.lock().unwrap().corrupted, "{r:?}");
+        assert_eq!(r.verify_errors, 2, "{r:?}");
+        // A corrupted reply is not a received one: it is lost too.
+        assert_eq!(r.udp.as_ref().unwrap().lost, 2, "{r:?}");
+        assert!(
+            r.check()
+                .unwrap_err()
+                .to_string()
+                .starts_with("2 replies failed verification")
+        );
+
+        let (port, _) = spawn_udp_server(|_| Fate::Drop);
+        let r = run_udp_echo(&udp_args(port, 2, 200.0), false).unwrap();
+        let u = r.udp.as_ref().unwrap();
+        assert!(u.sent > 0 && u.lost == u.sent && u.received == 0, "{r:?}");
+        let err = r.check().unwrap_err().to_string();
+        assert!(err.contains("datagrams sent, none came back"), "{err}");
+    }
+
+    #[test]
+    fn udp_echo_to_a_closed_port_is_refused() {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        drop(s);
+        let r = run_udp_echo(&udp_args(port, 3, 300.0), false).unwrap();
+        assert_eq!(r.connected, 0, "{r:?}");
+        assert_eq!(
+            r.connect_errors_by_cause[0],
+            (ConnectCause::Refused, 3),
+            "{r:?}"
+        );
+        let err = r.check().unwrap_err().to_string();
+        assert!(err.contains("ICMP port unreachable"), "{err}");
     }
 }

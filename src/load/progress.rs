@@ -191,6 +191,8 @@ fn line(
     let errors = Shared::get(&shared.failed) + Shared::get(&shared.errors);
     let who = if scenario == "connect" {
         format!("{connected} done")
+    } else if scenario == "udp-echo" {
+        format!("{connected}/{clients} sockets")
     } else {
         format!("{connected}/{clients} connected")
     };

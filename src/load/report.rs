@@ -16,6 +16,9 @@ use super::stats::{ConnectCause, Stats};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// The server's default `--max-frame` (DESIGN.md), for a hint only.
+const DEFAULT_MAX_FRAME: u64 = 1 << 20;
+
 /// Latency over the run, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Latency {
@@ -37,10 +40,14 @@ pub struct RunInfo {
     /// Connections at once.
     pub clients: usize,
     pub threads: usize,
-    /// Echo: bytes per message. Connect: bytes per round trip. Chat: 0.
+    /// Echo: bytes per message (framed: payload bytes). UDP: bytes per
+    /// datagram. Connect: bytes per round trip. Chat: 0.
     pub size: u64,
-    /// Echo, connect: messages (connects) per second asked over all
-    /// clients, `None` for closed loop. Chat: messages per second per user.
+    /// Echo `--framed`.
+    pub framed: bool,
+    /// Echo, udp-echo, connect: messages (connects) per second asked over
+    /// all clients, `None` for closed loop. Chat: messages per second per
+    /// user.
     pub rate: Option<f64>,
     /// Length of the load phase.
     pub load: Duration,
@@ -73,11 +80,36 @@ pub struct ChatResult {
     pub cpu_us_per_line: f64,
 }
 
-/// Open loop (echo, connect with `--rate`): what was asked and what came.
+/// udp-echo only: what UDP did not promise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpResult {
+    /// Datagrams the kernel took for sending.
+    pub sent: u64,
+    /// Unique verified replies (the report's `messages`).
+    pub received: u64,
+    /// `sent - received` after the drain.
+    pub lost: u64,
+    /// `lost / sent` in percent (0 when nothing was sent).
+    pub lost_pct: f64,
+    /// Replies that came after the reply to a later datagram.
+    pub reordered: u64,
+    /// Extra copies of replies already received.
+    pub duplicated: u64,
+    /// Datagrams the kernel refused (`ENOBUFS`) before they left.
+    pub send_dropped: u64,
+    /// Of `lost`: replies dropped by our own full receive buffers (the
+    /// generator was too slow to read them), not by the server.
+    pub client_drops: u64,
+}
+
+/// Open loop (echo, udp-echo, connect with `--rate`): what was asked and
+/// what came.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenLoop {
     /// Messages (or connects) per second asked over all clients.
     pub rate: f64,
+    /// Messages (connects, datagrams sent) per second achieved.
+    pub achieved: f64,
     /// How far the achieved rate fell below `rate`, in percent (0 when it
     /// was met).
     pub shortfall_pct: f64,
@@ -88,14 +120,17 @@ pub struct OpenLoop {
 /// What a load run measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    /// `echo`, `chat` or `connect`.
+    /// `echo`, `chat`, `connect` or `udp-echo`.
     pub scenario: &'static str,
     pub target: String,
     pub clients: usize,
     pub threads: usize,
-    /// Echo: bytes per message. Connect: bytes per round trip. Chat: 0.
+    /// Echo: bytes per message (framed: payload bytes). UDP: bytes per
+    /// datagram. Connect: bytes per round trip. Chat: 0.
     pub size: u64,
-    /// Sessions made (connect: cycles completed).
+    /// Echo `--framed`: 4-byte length headers on every message.
+    pub framed: bool,
+    /// Sessions made (connect: cycles completed; UDP: sockets opened).
     pub connected: u64,
     pub connect_errors: u64,
     /// Per cause, in [`ConnectCause::ALL`] order.
@@ -136,6 +171,7 @@ pub struct Report {
     pub generator_cpu_pct: f64,
     pub open_loop: Option<OpenLoop>,
     pub chat: Option<ChatResult>,
+    pub udp: Option<UdpResult>,
 }
 
 impl Report {
@@ -178,11 +214,29 @@ impl Report {
                 cpu_us_per_line: ratio(cpu_s * 1e6, stats.delivered as f64),
             }
         });
+        let udp = (info.scenario == "udp-echo").then(|| UdpResult {
+            sent: stats.sent,
+            received: stats.messages,
+            lost: stats.lost,
+            lost_pct: 100.0 * ratio(stats.lost as f64, stats.sent as f64),
+            reordered: stats.reordered,
+            duplicated: stats.duplicated,
+            send_dropped: stats.send_dropped,
+            client_drops: stats.client_drops,
+        });
+        // What the generator did, not what came back: a UDP run that sent
+        // at the rate asked met it, however many replies were lost.
+        let achieved = per_sec(if udp.is_some() {
+            stats.sent
+        } else {
+            stats.messages
+        });
         let open_loop = match (info.scenario, info.rate) {
             ("chat", _) | (_, None) => None,
             (_, Some(rate)) => Some(OpenLoop {
                 rate,
-                shortfall_pct: (100.0 * (1.0 - per_sec(stats.messages) / rate)).max(0.0),
+                achieved,
+                shortfall_pct: (100.0 * (1.0 - achieved / rate)).max(0.0),
                 not_started: stats.not_started,
             }),
         };
@@ -192,6 +246,7 @@ impl Report {
             clients: info.clients,
             threads: info.threads,
             size: info.size,
+            framed: info.framed,
             connected: stats.connected,
             connect_errors: stats.connect_errors_total(),
             connect_errors_by_cause: ConnectCause::ALL
@@ -220,15 +275,20 @@ impl Report {
             generator_cpu_pct: 100.0 * ratio(cpu_s, busy_s),
             open_loop,
             chat,
+            udp,
         }
     }
 
     /// The exit status: `Err` (exit 1, with this `error:` line) when no
-    /// connection could be made, or when a reply failed verification.
+    /// connection could be made, when a reply failed verification, or
+    /// (udp-echo) when no reply at all came back.
     ///
     /// # Errors
     /// As above; the summary has already said the rest.
     pub fn check(&self) -> Result<(), Error> {
+        if let Some(u) = &self.udp {
+            return self.check_udp(u);
+        }
         if self.connected == 0 {
             let causes = self.causes();
             let why = if causes.is_empty() {
@@ -236,8 +296,15 @@ impl Report {
             } else {
                 format!(" ({causes})")
             };
+            // The framed echo service closes a connection whose header
+            // announces more than its --max-frame.
+            let framed_hint = if self.framed && self.size > DEFAULT_MAX_FRAME {
+                " Or is --size above the server's --max-frame (1MiB unless set)?"
+            } else {
+                ""
+            };
             return Err(Error::new(format!(
-                "no connection to {} could be made{why}; is `echochat serve` running there, and is --port right?",
+                "no connection to {} could be made{why}; is `echochat serve` running there, and is --port right?{framed_hint}",
                 self.target
             )));
         }
@@ -250,6 +317,49 @@ impl Report {
                 } else {
                     "replies"
                 }
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`check`](Report::check) for udp-echo: a socket refused before any
+    /// reply means nothing listens there (ICMP port unreachable); a silent
+    /// run means nothing answered (or the answers were all lost).
+    fn check_udp(&self, u: &UdpResult) -> Result<(), Error> {
+        let hint = "is `echochat serve` running there (without --no-udp), and is --port right?";
+        if self.connected == 0 {
+            let refused = self
+                .connect_errors_by_cause
+                .iter()
+                .any(|&(c, n)| c == ConnectCause::Refused && n > 0);
+            let why = if refused {
+                format!(
+                    "nothing listens on that UDP port (ICMP port unreachable; {})",
+                    self.causes()
+                )
+            } else {
+                format!("no UDP socket could be opened ({})", self.causes())
+            };
+            return Err(Error::new(format!(
+                "no reply from udp-echo at {}: {why}; {hint}",
+                self.target
+            )));
+        }
+        if self.verify_errors > 0 {
+            return Err(Error::new(format!(
+                "{} replies failed verification: the server sent back something other than what was sent",
+                self.verify_errors
+            )));
+        }
+        if u.received == 0 {
+            let what = if u.sent == 0 {
+                "no datagram came due (--rate times --duration is below one)".to_string()
+            } else {
+                format!("{} datagrams sent, none came back", u.sent)
+            };
+            return Err(Error::new(format!(
+                "no reply from udp-echo at {}: {what}; {hint}",
+                self.target
             )));
         }
         Ok(())
@@ -310,8 +420,21 @@ impl Report {
         });
         if self.scenario == "echo" {
             v["size"] = json!(self.size);
+            v["framed"] = json!(self.framed);
             v["incomplete"] = json!(self.incomplete);
             v["served"] = json!(self.served);
+        }
+        if let Some(u) = &self.udp {
+            v["size"] = json!(self.size);
+            v["served"] = json!(self.served);
+            v["sent"] = json!(u.sent);
+            v["received"] = json!(u.received);
+            v["lost"] = json!(u.lost);
+            v["lost_pct"] = json!(round3(u.lost_pct));
+            v["reordered"] = json!(u.reordered);
+            v["duplicated"] = json!(u.duplicated);
+            v["send_dropped"] = json!(u.send_dropped);
+            v["client_drops"] = json!(u.client_drops);
         }
         if self.scenario == "connect" {
             v["connects_per_sec"] = json!(round2(self.msgs_per_sec));
@@ -345,13 +468,22 @@ impl Report {
             ("connect", None, _) => {
                 format!("at most {} at once, as fast as possible", self.clients)
             }
-            (_, Some(o), _) => format!(
-                "{} clients, {} B messages, open loop at {} msgs/s",
+            ("udp-echo", Some(o), _) => format!(
+                "{} sockets, {} B datagrams, open loop at {} msgs/s",
                 self.clients, self.size, o.rate
             ),
+            (_, Some(o), _) => format!(
+                "{} clients, {} B messages{}, open loop at {} msgs/s",
+                self.clients,
+                self.size,
+                self.framed_note(),
+                o.rate
+            ),
             _ => format!(
-                "{} clients, {} B messages, closed loop",
-                self.clients, self.size
+                "{} clients, {} B messages{}, closed loop",
+                self.clients,
+                self.size,
+                self.framed_note()
             ),
         };
         let cut = if self.ramp_cut {
@@ -359,16 +491,31 @@ impl Report {
         } else {
             ""
         };
+        // UDP has no connect, so no ramp to speak of.
+        let ramp = if self.udp.is_some() {
+            String::new()
+        } else {
+            format!(" after a {:.2} s ramp{cut}", self.ramp_s)
+        };
         writeln!(
             f,
-            "echochat load {} -> {}: {what}; {:.2} s of load after a {:.2} s ramp{cut}, {} thread{}",
+            "echochat load {}{} -> {}: {what}; {:.2} s of load{ramp}, {} thread{}",
             self.scenario,
+            if self.framed { " --framed" } else { "" },
             self.target,
             self.duration_s,
-            self.ramp_s,
             self.threads,
             if self.threads == 1 { "" } else { "s" }
         )
+    }
+
+    /// ` in frames (+4 B header)` for a framed run.
+    fn framed_note(&self) -> &'static str {
+        if self.framed {
+            " in frames (+4 B header)"
+        } else {
+            ""
+        }
     }
 
     fn write_connections(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -388,6 +535,11 @@ impl Report {
                 "connections: {} made, {failed}; {} served",
                 self.connected, self.served
             ),
+            "udp-echo" => writeln!(
+                f,
+                "sockets:     {} opened, {failed}; {} answered",
+                self.connected, self.served
+            ),
             _ => writeln!(f, "connections: {} joined, {failed}", self.connected),
         }
     }
@@ -397,6 +549,18 @@ impl Report {
             "{:.2} MiB/s sent, {:.2} MiB/s received",
             self.mib_per_sec_sent, self.mib_per_sec_received
         );
+        if let Some(u) = &self.udp {
+            writeln!(
+                f,
+                "datagrams:   {} sent, {} received ({:.0}/s); {directions}",
+                u.sent, u.received, self.msgs_per_sec,
+            )?;
+            writeln!(
+                f,
+                "lost:        {} ({:.3}%; {} of them in our own full receive buffers), {} reordered, {} duplicated",
+                u.lost, u.lost_pct, u.client_drops, u.reordered, u.duplicated
+            )?;
+        }
         match (&self.chat, self.scenario) {
             (Some(c), _) => {
                 writeln!(
@@ -414,6 +578,7 @@ impl Report {
                 )
             }
             (None, "connect") => writeln!(f, "traffic:     {directions}"),
+            (None, "udp-echo") => Ok(()),
             (None, _) => writeln!(
                 f,
                 "messages:    {} round trips, {:.0} msgs/s; {directions}",
@@ -424,7 +589,7 @@ impl Report {
             writeln!(
                 f,
                 "rate:        {} asked, {:.0} achieved ({:.1}% short); {} came due but never started",
-                o.rate, self.msgs_per_sec, o.shortfall_pct, o.not_started
+                o.rate, o.achieved, o.shortfall_pct, o.not_started
             )?;
         }
         Ok(())
@@ -468,6 +633,9 @@ impl Report {
         }
         if self.scenario == "echo" {
             write!(f, "; {} unanswered when the drain ended", self.incomplete)?;
+        }
+        if let Some(u) = &self.udp {
+            write!(f, "; {} not sent (the kernel said ENOBUFS)", u.send_dropped)?;
         }
         writeln!(f)
     }
@@ -529,6 +697,7 @@ mod tests {
             clients: 3,
             threads: 1,
             size: 1024,
+            framed: false,
             rate,
             load: Duration::from_secs(2),
             ramp: Duration::ZERO,
@@ -612,6 +781,84 @@ mod tests {
         assert!(
             err.to_string().starts_with("2 replies failed verification"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn udp_reports_loss_order_and_copies_and_fails_only_when_silent() {
+        let mut s = Stats::new();
+        s.connected = 3;
+        s.sent = 200; // 100/s, as asked
+        s.messages = 190;
+        s.lost = 10;
+        s.reordered = 2;
+        s.duplicated = 1;
+        s.bytes_sent = 200 * 64;
+        let mut i = info("udp-echo", Some(100.0));
+        i.size = 64;
+        let r = Report::new(&i, &s);
+        let u = r.udp.as_ref().unwrap();
+        assert_eq!((u.sent, u.received, u.lost), (200, 190, 10));
+        assert!((u.lost_pct - 5.0).abs() < 1e-9);
+        // The shortfall is about what was sent, not what came back.
+        assert_eq!(r.open_loop.as_ref().unwrap().shortfall_pct, 0.0);
+        let v = r.to_json();
+        for (k, want) in [
+            ("lost", 10),
+            ("reordered", 2),
+            ("duplicated", 1),
+            ("sent", 200),
+            ("received", 190),
+        ] {
+            assert_eq!(v[k], json!(want), "{k}: {v}");
+        }
+        assert_eq!(v["scenario"], "udp-echo");
+        let text = r.to_string();
+        assert!(text.contains("sockets:     3 opened, 0 failed"), "{text}");
+        assert!(text.contains("200 sent, 190 received (95/s); "), "{text}");
+        assert!(
+            text.contains("lost:        10 (5.000%; 0 of them in our own full receive buffers), 2 reordered, 1 duplicated"),
+            "{text}"
+        );
+        assert!(!text.contains("ramp"), "{text}");
+        assert!(text.lines().count() <= 8, "{text}");
+        assert!(r.check().is_ok(), "loss alone is not a failure");
+
+        s.messages = 0;
+        s.lost = 200;
+        let err = Report::new(&i, &s).check().unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "no reply from udp-echo at 127.0.0.1:7000: 200 datagrams sent, none came back"
+            ),
+            "{err}"
+        );
+        let mut s = Stats::new();
+        s.connect_failed(ConnectCause::Refused);
+        let err = Report::new(&i, &s).check().unwrap_err().to_string();
+        assert!(
+            err.contains("nothing listens on that UDP port (ICMP port unreachable; refused 1)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn framed_echo_says_so() {
+        let mut s = Stats::new();
+        s.connected = 3;
+        s.messages = 10;
+        let mut i = info("echo", None);
+        i.framed = true;
+        let r = Report::new(&i, &s);
+        assert_eq!(r.to_json()["framed"], json!(true));
+        let text = r.to_string();
+        assert!(
+            text.starts_with("echochat load echo --framed -> 127.0.0.1:7000: 3 clients, 1024 B messages in frames (+4 B header), closed loop"),
+            "{text}"
+        );
+        assert_eq!(
+            Report::new(&info("echo", None), &s).to_json()["framed"],
+            json!(false)
         );
     }
 

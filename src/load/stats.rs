@@ -105,8 +105,8 @@ pub struct Stats {
     pub connected: u64,
     /// Failed connection attempts, indexed like [`ConnectCause::ALL`].
     pub connect_errors: [u64; ConnectCause::ALL.len()],
-    /// Echo: round trips completed. Chat: messages sent. Connect: cycles
-    /// completed.
+    /// Echo: round trips completed. UDP: unique verified replies. Chat:
+    /// messages sent. Connect: cycles completed.
     pub messages: u64,
     /// Payload bytes verified: echoed back (echo, connect) or delivered
     /// (chat).
@@ -132,14 +132,28 @@ pub struct Stats {
     /// Chat: our lines received by the other users.
     pub delivered: u64,
     /// Chat: messages not sent because the socket's send buffer and our
-    /// bounded queue were full (the server is not reading).
+    /// bounded queue were full (the server is not reading). UDP: datagrams
+    /// the kernel refused with `ENOBUFS` (not in `sent`).
     pub send_dropped: u64,
     /// Chat: `! ` lines received after joining.
     pub server_errors: u64,
     /// Chat: `NAME: text` lines from users that are not part of this run.
     pub foreign_lines: u64,
-    /// Round-trip (echo), delivery (chat) or connect-to-reply (connect)
-    /// latency in microseconds.
+    /// UDP: datagrams the kernel took for sending.
+    pub sent: u64,
+    /// UDP: datagrams sent that never came back verified by the end of the
+    /// drain (`sent` minus the unique verified replies).
+    pub lost: u64,
+    /// UDP: replies that came after a reply to a later datagram of the same
+    /// socket.
+    pub reordered: u64,
+    /// UDP: extra copies of a reply already received.
+    pub duplicated: u64,
+    /// UDP: replies the kernel dropped because our own sockets' receive
+    /// buffers were full (part of `lost`; from `/proc/net/udp`).
+    pub client_drops: u64,
+    /// Round-trip (echo, udp-echo), delivery (chat) or connect-to-reply
+    /// (connect) latency in microseconds.
     pub latency_us: Histogram<u64>,
 }
 
@@ -178,6 +192,11 @@ impl Stats {
             send_dropped: 0,
             server_errors: 0,
             foreign_lines: 0,
+            sent: 0,
+            lost: 0,
+            reordered: 0,
+            duplicated: 0,
+            client_drops: 0,
             latency_us: new_histogram(),
         }
     }
@@ -207,7 +226,8 @@ impl Stats {
         }
         add_fields!(self, other; messages, bytes, bytes_sent, bytes_received,
             verify_errors, io_errors, served, incomplete, not_started, delivered,
-            send_dropped, server_errors, foreign_lines);
+            send_dropped, server_errors, foreign_lines, sent, lost, reordered,
+            duplicated, client_drops);
         // Both histograms have the same bounds, so adding cannot fail; if it
         // somehow did, the merged percentiles would only miss that thread.
         let _ = self.latency_us.add(&other.latency_us);

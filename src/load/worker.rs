@@ -22,8 +22,11 @@
 //! up, answered, ended, or closed — and the core does the counting, so a
 //! failure is classified the same way in every scenario.
 //!
-//! Adding a scenario (UDP echo, framed echo) is a new `Scenario` impl and a
-//! line in `mod.rs`. Read `echo.rs` next for the simplest one.
+//! Adding a scenario is a new `Scenario` impl and a line in `mod.rs`. A
+//! datagram scenario (`udp.rs`) has no connect and no ramp: it opens its
+//! own sockets when the load starts and hands each to the core with
+//! [`Core::add_up`], so the counting, the schedule and the drain stay the
+//! same. Read `echo.rs` next for the simplest scenario.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -318,6 +321,11 @@ impl<'a, C> Core<'a, C> {
         self.loading && now < self.load_end
     }
 
+    /// When the load phase ends (sends due after it are never made).
+    pub fn load_end(&self) -> Instant {
+        self.load_end
+    }
+
     /// Slots holding a connection (any state but `Free`).
     pub fn open_slots(&self) -> usize {
         self.slots.len() - self.free.len() - self.released.len()
@@ -362,6 +370,40 @@ impl<'a, C> Core<'a, C> {
         };
         self.open(i, now);
         (self.slots[i].state == SlotState::Connecting).then_some(i)
+    }
+
+    /// The poll's registry: a datagram scenario registers its own sockets
+    /// here under `Token(i)` for the slot `i` that [`Core::add_up`] gives.
+    pub fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
+    }
+
+    /// The index the next [`Core::add_up`] or [`Core::add_failed`] slot
+    /// will have (its token).
+    pub fn next_slot(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// A session with no TCP connect: a datagram scenario's socket, opened
+    /// and registered by the scenario (which keeps it in `conn`), is up at
+    /// once and counted in `connected`. Slots are appended, never reused,
+    /// so slot `i` is the thread's `i`-th client.
+    pub fn add_up(&mut self, client: usize, conn: C) -> usize {
+        let mut slot = Slot::new(client, conn);
+        slot.state = SlotState::Up;
+        self.slots.push(slot);
+        self.stats.connected += 1;
+        Shared::add(&self.shared.connected, 1);
+        self.slots.len() - 1
+    }
+
+    /// The datagram scenario's socket could not be opened: a free slot, so
+    /// that slot indices still follow the thread's clients, and a failure
+    /// counted by `cause`.
+    pub fn add_failed(&mut self, client: usize, conn: C, cause: ConnectCause) -> usize {
+        self.slots.push(Slot::new(client, conn));
+        self.count_failure(cause);
+        self.slots.len() - 1
     }
 
     fn count_failure(&mut self, cause: ConnectCause) {

@@ -11,8 +11,9 @@
 //! live one per file: `accept.rs` (new connections), `read.rs` (bytes in,
 //! fed to the service), `effects.rs` (what the service answered), `flush.rs`
 //! (bytes out, and closing), `timers.rs` (deadlines), `save.rs` (handing
-//! state to the thread that writes files), `stop.rs` (signals, the
-//! console, a graceful stop), `worker.rs` (answers from the
+//! state to the thread that writes files), `stop.rs` (signals, a
+//! graceful stop), `control.rs` (the console and the teacher's commands),
+//! `worker.rs` (answers from the
 //! password-hashing thread). `conn.rs` is one connection's
 //! state. The protocols are not here: a connection's bytes go to its
 //! [`Service`] (`service/`), which answers with effects the reactor applies.

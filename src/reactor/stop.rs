@@ -1,12 +1,12 @@
-//! Stopping, and the control sources: signals and the server's console.
+//! Stopping, and the signals that ask for it.
 //!
-//! SIGINT, SIGTERM, SIGHUP and SIGQUIT, or `exit` typed on the console,
-//! start a graceful stop: listeners close, each service says goodbye,
-//! pending output gets `--shutdown-grace`. A second request stops at once.
+//! SIGINT, SIGTERM, SIGHUP and SIGQUIT, or `exit` typed on the console
+//! (`control.rs`), start a graceful stop: listeners close, each service
+//! says goodbye (chat's `* server shutting down`), pending output gets
+//! `--shutdown-grace`. A second request stops at once.
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
-use super::control::ConsoleInput;
 use super::{Reactor, RunState, live_mut};
 use crate::event::{DisconnectReason, StopReason};
 use crate::service::ConnKey;
@@ -34,28 +34,6 @@ impl Reactor {
         if stop {
             self.request_stop(StopReason::Signal);
         }
-    }
-
-    pub(super) fn console_ready(&mut self) {
-        if !self.console.open {
-            return;
-        }
-        let input = self.console.read_ready(self.poll.registry());
-        self.handle_console_input(input);
-    }
-
-    pub(super) fn handle_console_input(&mut self, input: ConsoleInput) {
-        for line in input.lines {
-            if line.trim() == "exit" {
-                self.request_stop(StopReason::Console);
-            } else if !line.is_empty() {
-                for service in &mut self.services {
-                    service.on_console_line(&line, &mut self.fx);
-                }
-                self.apply_effects();
-            }
-        }
-        self.again_console |= input.more;
     }
 
     /// The first request starts a graceful stop: stop accepting, let each

@@ -129,6 +129,17 @@ impl Reactor {
     }
 
     /// Each twin's name and counters (for the status page).
+    /// Adds each twin's dropped replies to its service's report (the
+    /// status page's and `/metrics`' `udp_datagrams_dropped`).
+    pub(super) fn report_udp(&self, reports: &mut [crate::status::ServiceStats]) {
+        for twin in self.udp.twins.iter().flatten() {
+            if let Some(stats) = reports.get_mut(twin.service) {
+                let dropped = stats.report.datagrams_dropped.unwrap_or(0);
+                stats.report.datagrams_dropped = Some(dropped + twin.stats.dropped);
+            }
+        }
+    }
+
     pub fn udp_stats(&self) -> Vec<(&'static str, UdpStats)> {
         self.udp
             .twins

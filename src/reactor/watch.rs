@@ -71,6 +71,9 @@ impl Reactor {
                 for (stats, service) in self.status.services.iter_mut().zip(&self.services) {
                     stats.report = service.report();
                 }
+                let mut reports = std::mem::take(&mut self.status.services);
+                self.report_udp(&mut reports);
+                self.status.services = reports;
             }
             let table = SlabTable(&self.conns);
             let view = StatusView {

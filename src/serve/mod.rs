@@ -7,12 +7,14 @@
 //! line. This file does the rest, in order: set up logging, log `start`,
 //! fit `--max-clients` to the descriptor limit, build the services, bind
 //! each to the first free port of its range (`listen.rs`), announce the
-//! listening addresses, run the loop, and log `stop`.
+//! listening addresses (with the machine's own addresses when a service
+//! listens on all of them: `reach.rs`), run the loop, and log `stop`.
 //!
 //! Adding a service is a new module in `service/` and one entry in
 //! [`services`].
 
 pub mod listen;
+pub mod reach;
 pub mod udp;
 
 use std::fmt;
@@ -21,6 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::auth::DeskConfig;
+use crate::auth::desk::AccountDesk;
 use crate::auth::desk::unix_ms_now;
 use crate::auth::hasher::Argon2Hasher;
 use crate::auth::worker::Worker;
@@ -32,7 +35,7 @@ use crate::names::Names;
 use crate::persist::Saver;
 use crate::reactor::{Config, Listening, Reactor};
 use crate::service::Service;
-use crate::service::chat::{ChatConfig, ChatRoom};
+use crate::service::chat::{ChatConfig, ChatRoom, account_key};
 use crate::service::echo::EchoService;
 use crate::service::frame::FrameService;
 use crate::service::http::HttpService;
@@ -47,6 +50,10 @@ use crate::sys;
 const RESERVED_FDS: u64 = 16;
 /// The `what=` of warnings about the names file.
 const NAMES_FILE: &str = "names-file";
+/// The `what=` of warnings about the accounts and sessions files.
+const ACCOUNTS_FILE: &str = "accounts-file";
+/// The `what=` of a warning that the interface addresses are unknown.
+const INTERFACES: &str = "interfaces";
 
 /// Why `serve` stopped with an error.
 #[derive(Debug)]
@@ -76,6 +83,8 @@ impl std::error::Error for Error {}
 /// An unwritable log directory, a range with no free port, or a failing
 /// `poll`.
 pub fn serve(args: &ServeArgs) -> Result<(), Error> {
+    // Before the first event: `--explain` sentences are in this language.
+    crate::lang::set_current(args.language());
     let log = logging::init(&log_config(args)).map_err(Error::Logging)?;
     let started = Instant::now();
     event::record(&Event::Start {
@@ -140,13 +149,14 @@ fn run(args: &ServeArgs) -> Result<StopReason, Error> {
     if let Some(worker) = worker {
         reactor.attach_worker(worker).map_err(Error::Poll)?;
     }
+    let interfaces = reachable_interfaces(args);
     for (index, name) in names.into_iter().enumerate() {
         if let Some(addr) = reactor.listener_addr(index) {
-            announce(name, addr);
+            announce(name, addr, &interfaces);
         }
         for &(_, twin, key) in twin_keys.iter().filter(|t| t.0 == index) {
             if let Some(addr) = reactor.udp_addr(key) {
-                announce(twin, addr);
+                announce(twin, addr, &interfaces);
             }
         }
     }
@@ -214,18 +224,7 @@ fn services(
             names,
         );
         if let Some(worker) = worker {
-            let warnings = chat.enable_accounts(
-                DeskConfig {
-                    accounts_path: args.accounts_path(),
-                    session_ttl: args.session_ttl.0,
-                },
-                Box::new(worker.queue()),
-                Box::new(worker.saver()),
-                (Instant::now(), unix_ms_now()),
-            );
-            for warning in &warnings {
-                event::record(warning);
-            }
+            chat.enable_accounts(load_accounts(args, worker));
         }
         chat.set_udp_limits(args.udp_member_timeout.non_zero(), args.max_clients);
         services.push((Box::new(chat), args.chat_ports, args.host));
@@ -244,6 +243,27 @@ fn services(
         services.push((Box::new(frame), args.frame_ports, args.host));
     }
     services
+}
+
+/// Loads the accounts and sessions files (one warning per damaged or
+/// unreadable file) into the desk chat's account rules run on; the desk
+/// sends hashing to `worker` and changed files to its writer.
+fn load_accounts(args: &ServeArgs, worker: &Worker) -> AccountDesk {
+    let config = DeskConfig {
+        accounts_path: args.accounts_path(),
+        session_ttl: args.session_ttl.0,
+    };
+    let clock = (Instant::now(), unix_ms_now());
+    let (mut desk, warnings) =
+        AccountDesk::load(config, account_key, Box::new(worker.queue()), clock);
+    desk.set_sink(Box::new(worker.saver()));
+    for error in warnings {
+        event::record(&Event::Warning {
+            what: ACCOUNTS_FILE,
+            error,
+        });
+    }
+    desk
 }
 
 /// Loads the names file (one warning if it is damaged or unusable) and
@@ -275,13 +295,34 @@ fn load_names(args: &ServeArgs) -> (Names, Option<Saver>) {
     }
 }
 
-/// Logs `listen` and prints `NAME listening on ADDR`: the program's
-/// output, not a log line, so it is printed at any console level. A closed
-/// stdout (`| head`) must not panic the server, as `println!` would: the
-/// line is best effort.
-fn announce(service: &'static str, addr: SocketAddr) {
+/// Logs `listen` and prints `NAME listening on ADDR`, and for an
+/// unspecified address (`0.0.0.0`, `::`) one `  NAME reachable at IP:PORT`
+/// line per interface address (`reach.rs`): the program's output, not log
+/// lines, so they are printed at any console level. A closed stdout
+/// (`| head`) must not panic the server, as `println!` would: the lines are
+/// best effort.
+fn announce(service: &'static str, addr: SocketAddr, interfaces: &[IpAddr]) {
     event::record(&Event::Listen { service, addr });
-    let _ = writeln!(io::stdout(), "{service} listening on {addr}");
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{service} listening on {addr}");
+    for at in reach::reachable(addr, interfaces) {
+        let _ = writeln!(out, "  {service} reachable at {at}");
+    }
+}
+
+/// The machine's interface addresses, asked only when some service binds
+/// an unspecified address; a failure is one warning and no extra lines.
+fn reachable_interfaces(args: &ServeArgs) -> Vec<IpAddr> {
+    if !args.host.is_unspecified() && !args.http_host.is_unspecified() {
+        return Vec::new();
+    }
+    reach::interface_addrs().unwrap_or_else(|e| {
+        event::record(&Event::Warning {
+            what: INTERFACES,
+            error: format!("cannot list the interface addresses: {e}"),
+        });
+        Vec::new()
+    })
 }
 
 fn log_config(args: &ServeArgs) -> LogConfig {

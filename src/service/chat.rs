@@ -10,8 +10,10 @@
 //! handled by the rules of `DESIGN.md` ("Chat protocol"):
 //!
 //! 1. On connect, a client whose IP is in the names file (`names.rs`) and
-//!    whose remembered name is free gets `* welcome back, NAME` and joins at
-//!    once; otherwise `* welcome to echochat; what is your name?`, and each
+//!    whose remembered name is free gets `* welcome back, NAME` and
+//!    `* not NAME? type /nick NEWNAME` (one machine may serve several
+//!    people: a lab PC, the teacher's terminals) and joins at once;
+//!    otherwise `* welcome to echochat; what is your name?`, and each
 //!    line is a name candidate until one is good (`* hello, NAME`). A bad or
 //!    taken name gets one `! reason` line and `* what is your name?`. A lone
 //!    `exit` at the prompt disconnects (`reason=exit`).
@@ -22,8 +24,15 @@
 //! 5. Errors are one `! ` line and the connection stays open.
 //! 6. Control characters, bidi controls and line/paragraph separators are
 //!    removed from relayed text and refused in names (`text.rs`).
-//! 7. Console lines go to every joined user as `[server] text`.
-//! 8. Accounts ("Accounts (chat)"): `/register`, the password prompt for
+//! 7. Before the server itself closes a joined user it says why, in one
+//!    last line: `* bye, NAME` (`/quit`, `exit`), `* disconnected: idle for
+//!    DURATION`, `* kicked by the server: reason`, `* server shutting down`.
+//!    A receiver cut for backlog gets none: it is not reading.
+//! 8. Console lines go to every joined user as `[server] text`; the
+//!    teacher's `/who` and `/kick` are answered here too
+//!    ([`Service::on_console_command`]), since only the room knows who is
+//!    in it.
+//! 9. Accounts ("Accounts (chat)"): `/register`, the password prompt for
 //!    registered names, `/token`, `/passwd`, `/logout`. The rules of what
 //!    is true live in `auth/desk.rs`; this file says it on the wire. A
 //!    password goes to the worker thread as a job, and what the user types
@@ -47,8 +56,24 @@
 //!   a bad name like any other.
 //! - **Silence means success** for the sender of a message or a whisper:
 //!   as with `NAME: text`, the sender gets no copy. `/nick` answers
-//!   `* you are now NEW`. `/quit` and `exit` close without a goodbye line —
-//!   the closed connection is the answer.
+//!   `* you are now NEW`.
+//! - **Goodbye lines** (rule 7) go to joined users; a lone `exit` at the
+//!   name or password prompt closes quietly (there is no NAME to say bye
+//!   to). The idle line goes to every chat connection, joined or not: an
+//!   `nc` user left at the prompt deserves to know why it was closed too.
+//!   The line is queued before the close, and an idle, kicked or quitting
+//!   connection is closed only after its output is sent.
+//! - **The console's `/who`** lists each user (TCP and UDP) with IP,
+//!   transport, connected time and idle time, where idle means "since this
+//!   user last sent anything" (what a teacher wants to know), not the
+//!   reactor's idle timer (which room traffic to the user also resets).
+//!   Connections still at the name prompt are counted on a last line. A
+//!   load test's ten thousand users are cut to the first
+//!   [`CONSOLE_WHO_MAX`] by name, so a stray `/who` cannot flood the
+//!   terminal (a blocking stdout would stall the loop).
+//! - **`/kick NAME`** finds the user as `/msg` does (name key: case and
+//!   look-alikes do not matter); the others see `* NAME left`, as for any
+//!   departure.
 //! - **`/who`** lists names sorted case-insensitively, the asker included.
 //!   In a huge room (a load test) the line is capped near `max_line_bytes`
 //!   (at least 1 KiB) and ends `..., and N more`, so a client's own line
@@ -64,8 +89,9 @@
 //! - A user the server drops (backlog, FIN, `/quit`) leaves the room at
 //!   once, so nothing more is queued for a connection that is closing.
 //!
-//! Costs: a connection holds a `Member` (88 bytes on x86-64: its IP, its
-//! decoder, its stage and name) — the decoder's buffer exists only while a line spans
+//! Costs: a connection holds a `Member` (128 bytes on x86-64: its IP,
+//! its decoder, its stage and name, and two times in seconds for `/who`)
+//! — the decoder's buffer exists only while a line spans
 //! two reads. A broadcast line is formatted once into an `Rc<[u8]>` and the
 //! same buffer is queued for every receiver, so a message to N users costs
 //! one allocation, not N copies. Handling lines allocates nothing else on
@@ -93,17 +119,18 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::auth::desk::{Finished, Hold, Refusal, TokenLogin};
-use crate::auth::{AccountDesk, AuthHow, AuthResult, DeskConfig, Done, JobQueue, SnapshotSink};
+use crate::auth::{AccountDesk, AuthHow, AuthResult, Done};
 use crate::codec::{Line, LineDecoder};
 use crate::event::{DisconnectReason, Event, PauseWhy};
 use crate::names::{Names, check_name, name_key};
 use crate::service::rate::{RateLimit, TokenBucket};
-use crate::service::{ConnKey, Effects, Service, UdpKey};
+use crate::service::{ConnKey, ConsoleCommand, Effects, Service, UdpKey};
 use crate::telnet::{Piece, TelnetFilter};
 use crate::text::{has_visible, push_filtered};
 
@@ -137,8 +164,8 @@ const HELP: &[u8] = b"* commands:\n\
 /// The `/who` line is capped at `max_line_bytes`, but never below this.
 const WHO_MIN_BYTES: usize = 1024;
 
-/// The `what=` of warnings about the accounts and sessions files.
-const ACCOUNTS_WARNING: &str = "accounts-file";
+/// Users the console's `/who` lists at most (see the module docs).
+pub const CONSOLE_WHO_MAX: usize = 200;
 const BUSY: &[u8] = b"! busy, try again\n";
 const WRONG_PASSWORD: &[u8] = b"! wrong password\n";
 const NOT_LOGGED_IN: &[u8] = b"! you are not logged in; /register PASSWORD protects your name\n";
@@ -178,6 +205,10 @@ pub struct ChatRoom {
     lines_this_read: usize,
     /// Members who chat over UDP (`chat/udp.rs`).
     udp: udp::UdpMembers,
+    /// Lines and datagrams users sent, for `/stats` and the status page.
+    messages: u64,
+    /// When the room was made: members' times are kept as seconds after it.
+    epoch: Instant,
 }
 
 /// One chat connection.
@@ -196,6 +227,12 @@ struct Member {
     bucket: TokenBucket,
     /// Not read until `bucket` refills (`pause why=rate`).
     rate_paused: bool,
+    /// When it connected, in whole seconds after the room's `epoch` (the
+    /// console's `/who`; 4 bytes, not an `Instant`'s 16: every connection
+    /// pays for it).
+    since_s: u32,
+    /// When it last sent anything, the same way (`/who`'s "idle").
+    heard_s: u32,
 }
 
 #[derive(Debug)]
@@ -229,6 +266,8 @@ impl ChatRoom {
             rate: config.rate,
             paused: BinaryHeap::new(),
             lines_this_read: 0,
+            messages: 0,
+            epoch: Instant::now(),
         }
     }
 
@@ -250,28 +289,16 @@ impl ChatRoom {
         &self.names
     }
 
-    /// Turns accounts on: loads the accounts and sessions files named in
-    /// `config` (their problems come back as warning events), sends
-    /// hashing jobs to `queue`, and hands changed files to `sink` from
-    /// [`Service::on_timer`]. `clock` pairs an `Instant` with the Unix time
-    /// in milliseconds at that instant, for session expiry.
-    pub fn enable_accounts(
-        &mut self,
-        config: DeskConfig,
-        queue: Box<dyn JobQueue>,
-        sink: Box<dyn SnapshotSink>,
-        clock: (Instant, u64),
-    ) -> Vec<Event> {
-        let (mut desk, warnings) = AccountDesk::load(config, account_key, queue, clock);
-        desk.set_sink(sink);
+    /// Turns on accounts (`/register`, passwords, tokens) with a desk the
+    /// shell built: it loaded the files and gave the desk its job queue and
+    /// its writer, so the room itself never touches the disk.
+    pub fn enable_accounts(&mut self, desk: AccountDesk) {
         self.desk = Some(desk);
-        warnings
-            .into_iter()
-            .map(|error| Event::Warning {
-                what: ACCOUNTS_WARNING,
-                error,
-            })
-            .collect()
+    }
+
+    /// `now` as a member's time (see `Member::since_s`).
+    fn seconds(&self, now: Instant) -> u32 {
+        seconds_after(self.epoch, now)
     }
 
     /// Open chat connections (joined or still at the name prompt).
@@ -406,7 +433,7 @@ impl ChatRoom {
 
     fn on_room_line(&mut self, key: ConnKey, text: &str, fx: &mut Effects) {
         if text == "exit" {
-            self.drop_member(key, DisconnectReason::Exit, fx);
+            self.quit(key, fx);
         } else if text.starts_with('/') {
             self.on_command(key, text, fx);
         } else if has_visible(text) {
@@ -451,7 +478,7 @@ impl ChatRoom {
         } else if is("/help") {
             fx.send(key, HELP);
         } else if is("/quit") {
-            self.drop_member(key, DisconnectReason::Exit, fx);
+            self.quit(key, fx);
         } else if is("/register") {
             self.register(key, rest, fx);
         } else if is("/passwd") {
@@ -601,8 +628,115 @@ impl ChatRoom {
             .is_some_and(|m| !matches!(m.stage, Stage::Left))
     }
 
-    /// The user leaves the room now and the connection is closed: nothing
-    /// more is queued for it, and its later input is ignored.
+    /// `/quit` or `exit` in the room: `* bye, NAME`, then the close.
+    fn quit(&mut self, key: ConnKey, fx: &mut Effects) {
+        if let Some(Member {
+            stage: Stage::Joined { name },
+            ..
+        }) = self.members.get(&key)
+        {
+            let name = name.clone();
+            self.reply(key, &["* bye, ", &name], fx);
+        }
+        self.drop_member(key, DisconnectReason::Exit, fx);
+    }
+
+    /// The console's `/kick NAME [reason]`: the user is told why and
+    /// closed (`reason=kicked`). False if nobody, TCP or UDP, has the name.
+    fn kick(
+        &mut self,
+        name: &str,
+        reason: Option<&str>,
+        out: &mut String,
+        fx: &mut Effects,
+    ) -> bool {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(b"* kicked by the server");
+        if let Some(reason) = reason.filter(|r| has_visible(r)) {
+            // The teacher's text, filtered like any other relayed text.
+            self.scratch.extend_from_slice(b": ");
+            push_filtered(&mut self.scratch, reason);
+        }
+        self.scratch.push(b'\n');
+        let folded = name_key(name);
+        let Some(&key) = self.online.get(folded.as_str()) else {
+            return self.udp_kick(&folded, out, fx);
+        };
+        if let Some(Member {
+            stage: Stage::Joined { name },
+            ip,
+            ..
+        }) = self.members.get(&key)
+        {
+            let _ = writeln!(out, "kicked {name} ({ip}, tcp)");
+        }
+        fx.send(key, &self.scratch);
+        self.drop_member(key, DisconnectReason::Kicked, fx);
+        true
+    }
+
+    /// The console's `/who`: one row per user, TCP and UDP, sorted by name
+    /// like the room's `/who`; see the module docs.
+    fn console_who(&self, now: Instant, out: &mut String) {
+        let mut rows: Vec<WhoRow<'_>> = self
+            .members
+            .values()
+            .filter_map(|m| match &m.stage {
+                Stage::Joined { name } => Some(WhoRow {
+                    name,
+                    ip: m.ip,
+                    transport: "tcp",
+                    since: self.epoch + Duration::from_secs(m.since_s.into()),
+                    last_heard: self.epoch + Duration::from_secs(m.heard_s.into()),
+                }),
+                _ => None,
+            })
+            .chain(self.udp.who_rows())
+            .collect();
+        let waiting = self
+            .members
+            .values()
+            .filter(|m| matches!(m.stage, Stage::Naming | Stage::Password))
+            .count();
+        rows.sort_by_cached_key(|r| r.name.to_lowercase());
+        match rows.len() {
+            0 => out.push_str("who: nobody in the chat room\n"),
+            1 => out.push_str("who: 1 user in the chat room\n"),
+            n => {
+                let _ = writeln!(out, "who: {n} users in the chat room");
+            }
+        }
+        let shown = &rows[..rows.len().min(CONSOLE_WHO_MAX)];
+        let name_width = shown
+            .iter()
+            .map(|r| r.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let ips: Vec<String> = shown.iter().map(|r| r.ip.to_string()).collect();
+        let ip_width = ips.iter().map(String::len).max().unwrap_or(0);
+        for (row, ip) in shown.iter().zip(&ips) {
+            let _ = writeln!(
+                out,
+                "  {:<name_width$}  {:<ip_width$}  {}  connected {}  idle {}",
+                row.name,
+                ip,
+                row.transport,
+                whole_seconds(now.saturating_duration_since(row.since)),
+                whole_seconds(now.saturating_duration_since(row.last_heard)),
+            );
+        }
+        if rows.len() > shown.len() {
+            let _ = writeln!(out, "  ... and {} more", rows.len() - shown.len());
+        }
+        match waiting {
+            0 => {}
+            1 => out.push_str("  (and 1 connection at the name prompt)\n"),
+            n => {
+                let _ = writeln!(out, "  (and {n} connections at the name prompt)");
+            }
+        }
+    }
+
     /// Charges the user's allowance for the lines of one read; overdrawn,
     /// the user is not read again until it refills (`/nick` and other
     /// commands count as lines too).
@@ -627,6 +761,8 @@ impl ChatRoom {
         }
     }
 
+    /// The user leaves the room now and the connection is closed: nothing
+    /// more is queued for it, and its later input is ignored.
     fn drop_member(&mut self, key: ConnKey, reason: DisconnectReason, fx: &mut Effects) {
         if matches!(
             self.members.get(&key),
@@ -967,7 +1103,7 @@ impl ChatRoom {
 
 /// Accounts are keyed like names in the room ([`name_key`]), so `Alice`
 /// and a look-alike `Аlice` are one account.
-fn account_key(name: &str) -> Box<str> {
+pub fn account_key(name: &str) -> Box<str> {
     name_key(name).into_boxed_str()
 }
 
@@ -1005,6 +1141,27 @@ fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
+/// One row of the console's `/who`.
+struct WhoRow<'a> {
+    name: &'a str,
+    ip: IpAddr,
+    /// `tcp` or `udp`.
+    transport: &'static str,
+    since: Instant,
+    last_heard: Instant,
+}
+
+/// `t` as whole seconds after `epoch` (a room lives far less than the
+/// 136 years a `u32` holds; past that it stays at the maximum).
+fn seconds_after(epoch: Instant, t: Instant) -> u32 {
+    u32::try_from(t.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
+}
+
+/// A duration in whole seconds, as `humantime` writes it (`1h 2m 3s`).
+fn whole_seconds(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(d.as_secs()))
+}
+
 fn push_all(buf: &mut Vec<u8>, parts: &[&str]) {
     for part in parts {
         buf.extend_from_slice(part.as_bytes());
@@ -1016,11 +1173,40 @@ impl Service for ChatRoom {
         "chat"
     }
 
-    /// Users in the room, for the status page and `/metrics`.
+    /// Users in the room (TCP and UDP) and the lines they sent, for the
+    /// status page, `/metrics` and the console's `/stats`.
     fn report(&self) -> crate::status::ServiceReport {
         crate::status::ServiceReport {
-            users: Some(self.online.len() as u64),
+            users: Some((self.online.len() + self.udp.len()) as u64),
+            messages: Some(self.messages),
             ..Default::default()
+        }
+    }
+
+    /// Rule 7's idle line, then the close (after the line is sent).
+    fn on_idle(&mut self, key: ConnKey, idle: Duration, fx: &mut Effects) {
+        if !self.is_open(key) {
+            fx.close(key, DisconnectReason::Idle);
+            return;
+        }
+        let idle = humantime::format_duration(idle).to_string();
+        self.reply(key, &["* disconnected: idle for ", &idle], fx);
+        self.drop_member(key, DisconnectReason::Idle, fx);
+    }
+
+    fn on_console_command(
+        &mut self,
+        command: ConsoleCommand<'_>,
+        now: Instant,
+        out: &mut String,
+        fx: &mut Effects,
+    ) -> bool {
+        match command {
+            ConsoleCommand::Who => {
+                self.console_who(now, out);
+                true
+            }
+            ConsoleCommand::Kick { name, reason } => self.kick(name, reason, out, fx),
         }
     }
 
@@ -1038,6 +1224,8 @@ impl Service for ChatRoom {
                 stage: Stage::Naming,
                 bucket: TokenBucket::new(self.rate, now),
                 rate_paused: false,
+                since_s: self.seconds(now),
+                heard_s: self.seconds(now),
             },
         );
         // A registered name is never handed out by IP: an IP is not a
@@ -1049,7 +1237,12 @@ impl Service for ChatRoom {
             .filter(|name| !self.desk.as_ref().is_some_and(|d| d.is_registered(name)))
             .map(Box::<str>::from);
         match remembered {
-            Some(name) => self.join(key, &name, "* welcome back, ", fx),
+            Some(name) => {
+                self.join(key, &name, "* welcome back, ", fx);
+                // An IP is not a person: whoever sits at that machine now
+                // is told how to be someone else.
+                self.reply(key, &["* not ", &name, "? type /nick NEWNAME"], fx);
+            }
             None => fx.send(key, GREETING),
         }
     }
@@ -1062,6 +1255,7 @@ impl Service for ChatRoom {
         if matches!(member.stage, Stage::Left) {
             return;
         }
+        member.heard_s = seconds_after(self.epoch, now);
         // Lend the filter and decoder out so the line handler may use the
         // whole room; `new` allocates nothing for either.
         let mut telnet = std::mem::take(&mut member.telnet);
@@ -1084,6 +1278,7 @@ impl Service for ChatRoom {
             member.telnet = telnet;
             member.decoder = decoder;
         }
+        self.messages += self.lines_this_read as u64;
         self.charge(key, now, fx);
     }
 
@@ -1661,7 +1856,7 @@ mod tests {
         let (mut r, a, b, c) = three();
         r.send(a, b"/quit\nstill here?\n");
         assert_eq!(r.reason(a), Some(DisconnectReason::Exit));
-        assert!(r.lines(a).is_empty());
+        assert_eq!(r.lines(a), lines(&["* bye, alice"]), "rule 7's goodbye");
         assert_eq!(r.lines(b), lines(&["* alice left"]));
         assert_eq!(r.lines(c), lines(&["* alice left"]));
         assert_eq!(
@@ -1674,6 +1869,7 @@ mod tests {
         );
         r.send(b, b"exit\r\n");
         assert_eq!(r.reason(b), Some(DisconnectReason::Exit));
+        assert_eq!(r.lines(b), lines(&["* bye, bob"]));
         assert_eq!(r.lines(c), lines(&["* bob left"]));
         // `exit` must be the whole line to mean /quit.
         r.send(c, b"exit now\n");
@@ -1860,10 +2056,10 @@ mod tests {
             [IAC, WILL, TIMING_MARK]
         );
         // A reply due after `/quit` in the same read is not sent (the
-        // harness fails on a send after a close).
+        // harness fails on a send after a close): the goodbye is the last.
         r.send(a, b"/quit\n\xff\xfd\x06");
         assert_eq!(r.reason(a), Some(DisconnectReason::Exit));
-        assert!(r.out.remove(&a).is_none());
+        assert_eq!(r.lines(a), lines(&["* bye, alice"]));
     }
 
     /// A character-at-a-time client (Windows telnet, PuTTY): every key is
@@ -1960,6 +2156,121 @@ mod tests {
     }
 
     #[test]
+    fn rule7_idle_users_are_told_why_before_the_close() {
+        let (mut r, a, b, c) = three();
+        let d = r.connect("10.0.0.4"); // at the name prompt
+        r.clear();
+        r.chat.on_idle(a, Duration::from_secs(2 * 3600), &mut r.fx);
+        r.pump();
+        assert_eq!(r.lines(a), lines(&["* disconnected: idle for 2h"]));
+        assert_eq!(r.reason(a), Some(DisconnectReason::Idle));
+        assert_eq!(r.lines(b), lines(&["* alice left"]));
+        assert_eq!(r.lines(c), lines(&["* alice left"]));
+        // Someone still at the prompt is told too.
+        r.chat.on_idle(d, Duration::from_secs(90), &mut r.fx);
+        r.pump();
+        assert_eq!(r.lines(d), lines(&["* disconnected: idle for 1m 30s"]));
+        assert_eq!(r.reason(d), Some(DisconnectReason::Idle));
+        assert!(r.lines(b).is_empty(), "nobody left the room");
+    }
+
+    /// The console's commands as the reactor calls them: the answer text
+    /// and what happened in the room.
+    fn console(r: &mut Room, command: ConsoleCommand<'_>) -> (bool, String) {
+        let mut out = String::new();
+        let answered = r
+            .chat
+            .on_console_command(command, r.now, &mut out, &mut r.fx);
+        r.pump();
+        (answered, out)
+    }
+
+    #[test]
+    fn rule7_kick_tells_the_user_why_and_closes_it() {
+        let (mut r, a, b, c) = three();
+        let kick = |name, reason| ConsoleCommand::Kick { name, reason };
+        let (answered, out) = console(&mut r, kick("ALICE", Some("spam\x1b[2J, twice")));
+        assert!(answered);
+        assert_eq!(out, "kicked alice (10.0.0.1, tcp)\n");
+        assert_eq!(
+            r.lines(a),
+            lines(&["* kicked by the server: spam[2J, twice"]),
+            "found by name key; the reason is filtered like relayed text"
+        );
+        assert_eq!(r.reason(a), Some(DisconnectReason::Kicked));
+        assert_eq!(r.lines(b), lines(&["* alice left"]));
+        assert_eq!(r.lines(c), lines(&["* alice left"]));
+        // Without a reason (or a blank one), the short line.
+        let (answered, _) = console(&mut r, kick("bob", Some("  ")));
+        assert!(answered);
+        assert_eq!(r.lines(b), lines(&["* kicked by the server"]));
+        assert_eq!(r.reason(b), Some(DisconnectReason::Kicked));
+        assert_eq!(r.lines(c), lines(&["* bob left"]));
+        // Nobody by that name (or not a name at all): not answered, so
+        // the console says so; nothing happens in the room.
+        for name in ["alice", "zed", "\u{202e}x"] {
+            let (answered, out) = console(&mut r, kick(name, None));
+            assert!(!answered, "{name}");
+            assert_eq!(out, "");
+        }
+        assert!(r.lines(c).is_empty());
+        assert_eq!(r.chat.online(), 1);
+    }
+
+    #[test]
+    fn console_who_lists_ip_connected_and_idle_times() {
+        let mut r = Room::new();
+        let t0 = r.now;
+        let a = r.join(A, "alice");
+        r.now = t0 + Duration::from_secs(65);
+        let _b = r.join(B, "Bob");
+        let _prompt = r.connect(C);
+        r.now = t0 + Duration::from_secs(100);
+        r.send(a, b"hi\n");
+        r.now = t0 + Duration::from_secs(130);
+        r.clear();
+        let (answered, out) = console(&mut r, ConsoleCommand::Who);
+        assert!(answered);
+        assert_eq!(
+            out,
+            "who: 2 users in the chat room\n\
+             \x20 alice  10.0.0.1  tcp  connected 2m 10s  idle 30s\n\
+             \x20 Bob    10.0.0.2  tcp  connected 1m 5s  idle 1m 5s\n\
+             \x20 (and 1 connection at the name prompt)\n"
+        );
+        assert!(r.out.is_empty(), "nothing is sent to anyone");
+
+        let mut empty = Room::new();
+        let (answered, out) = console(&mut empty, ConsoleCommand::Who);
+        assert!(answered, "chat answers even when nobody is there");
+        assert_eq!(out, "who: nobody in the chat room\n");
+    }
+
+    #[test]
+    fn console_who_is_capped_for_a_load_test() {
+        let mut r = Room::new();
+        for i in 0..CONSOLE_WHO_MAX + 5 {
+            let ip = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+            r.join(&ip, &format!("u{i:04}"));
+        }
+        let (_, out) = console(&mut r, ConsoleCommand::Who);
+        let rows: Vec<&str> = out.lines().collect();
+        assert_eq!(rows.len(), 1 + CONSOLE_WHO_MAX + 1);
+        assert_eq!(rows[1].split_whitespace().next(), Some("u0000"));
+        assert_eq!(rows.last(), Some(&"  ... and 5 more"));
+    }
+
+    #[test]
+    fn report_counts_users_and_lines() {
+        let (mut r, a, _b, _c) = three();
+        r.send(a, b"one\ntwo\n/who\n");
+        let report = r.chat.report();
+        assert_eq!(report.users, Some(3));
+        // The three names typed at the prompt count too: every line does.
+        assert_eq!(report.messages, Some(6));
+    }
+
+    #[test]
     fn console_lines_go_to_joined_users() {
         let (mut r, a, b, c) = three();
         let d = r.connect("10.0.0.4");
@@ -2005,7 +2316,10 @@ mod tests {
         assert_eq!(damage, None);
         let mut r = Room::with_names(names, 4096);
         let b = r.connect(B);
-        assert_eq!(r.lines(b), lines(&["* welcome back, robert"]));
+        assert_eq!(
+            r.lines(b),
+            lines(&["* welcome back, robert", "* not robert? type /nick NEWNAME"])
+        );
         assert_eq!(
             r.events,
             vec![Event::Join {
@@ -2015,7 +2329,10 @@ mod tests {
             }]
         );
         let a = r.connect(A);
-        assert_eq!(r.lines(a), lines(&["* welcome back, alice"]));
+        assert_eq!(
+            r.lines(a),
+            lines(&["* welcome back, alice", "* not alice? type /nick NEWNAME"])
+        );
         assert_eq!(r.lines(b), lines(&["* alice joined"]));
         // carol's remembered "alice" is taken now: she is asked instead.
         let c = r.connect(C);
@@ -2028,7 +2345,10 @@ mod tests {
         // An IPv4 client seen through a dual-stack socket is the same IP.
         r.send(b, b"/quit\n");
         let b2 = r.connect("::ffff:10.0.0.2");
-        assert_eq!(r.lines(b2), lines(&["* welcome back, robert"]));
+        assert_eq!(
+            r.lines(b2),
+            lines(&["* welcome back, robert", "* not robert? type /nick NEWNAME"])
+        );
     }
 
     #[test]
@@ -2153,7 +2473,10 @@ mod tests {
             lines(&["* welcome to echochat; what is your name?"])
         );
         let c = r.connect(C);
-        assert_eq!(r.lines(c), lines(&["* welcome back, cy"]));
+        assert_eq!(
+            r.lines(c),
+            lines(&["* welcome back, cy", "* not cy? type /nick NEWNAME"])
+        );
     }
 
     /// A logfmt line `prefix"..."` must be one quoted value: no raw control
@@ -2219,7 +2542,8 @@ mod tests {
             0,
             "no buffer until a line spans reads"
         );
+        // 120 before `/who`'s two times (8 bytes: seconds, not Instants).
         let size = std::mem::size_of::<Member>();
-        assert!(size <= 120, "Member is {size} bytes");
+        assert!(size <= 128, "Member is {size} bytes");
     }
 }

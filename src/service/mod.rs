@@ -46,6 +46,21 @@ pub struct ConnKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UdpKey(pub usize);
 
+/// A command typed on the server's console that a service answers (the
+/// console itself is `reactor/control.rs`). Plain data, so a service's
+/// answer is unit-tested like the rest of its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleCommand<'a> {
+    /// `/who`: every user with IP, connected time and idle time.
+    Who,
+    /// `/kick NAME [reason]`: the user is told why and closed
+    /// (`reason=kicked`).
+    Kick {
+        name: &'a str,
+        reason: Option<&'a str>,
+    },
+}
+
 /// What a service asks the reactor to do, as read back from [`Effects`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect<'a> {
@@ -278,8 +293,27 @@ pub trait Service {
     /// others if the protocol needs to, and forget its state.
     fn on_close(&mut self, key: ConnKey, reason: DisconnectReason, fx: &mut Effects);
 
-    /// A line typed on the server's console (not `exit`, which stops it).
+    /// A line typed on the server's console for the chat room (not
+    /// `exit`, which stops the server, nor a `/command`: see
+    /// [`Service::on_console_command`]).
     fn on_console_line(&mut self, _line: &str, _fx: &mut Effects) {}
+
+    /// A teacher's command from the server's console that needs a service
+    /// (`/who`, `/kick`; the reactor answers `/stats` and `/help` itself).
+    /// A service that can answer writes its answer into `out` (whole lines,
+    /// each ending `\n`; the reactor prints them on the console), pushes
+    /// any effects, and returns true. It returns false when the command is
+    /// not its business (`/kick` of a name it does not hold), so the reactor
+    /// can say that nobody answered.
+    fn on_console_command(
+        &mut self,
+        _command: ConsoleCommand<'_>,
+        _now: Instant,
+        _out: &mut String,
+        _fx: &mut Effects,
+    ) -> bool {
+        false
+    }
 
     /// A graceful stop began: say goodbye while output can still be sent.
     fn on_shutdown(&mut self, _fx: &mut Effects) {}

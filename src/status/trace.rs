@@ -12,46 +12,15 @@
 //! Lines are in the `--lang` language; the wire protocols and the log file
 //! stay English.
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 /// Most trace lines written in one second.
 pub const TRACE_LINES_PER_SEC: u32 = 20;
 
-/// The language of `--trace` (and, elsewhere, `--explain`) lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Lang {
-    #[default]
-    En,
-    Uk,
-    Ru,
-}
-
-impl Lang {
-    /// Reads a language tag such as `uk`, `ru_RU.UTF-8` or `en_US`; `None`
-    /// for anything else (the caller falls back to English).
-    pub fn from_tag(tag: &str) -> Option<Lang> {
-        let lower = tag.trim().to_ascii_lowercase();
-        let code = lower.split(['_', '.', '-', '@']).next().unwrap_or("");
-        match code {
-            "en" | "c" | "posix" => Some(Lang::En),
-            "uk" => Some(Lang::Uk),
-            "ru" => Some(Lang::Ru),
-            _ => None,
-        }
-    }
-
-    /// The contract's default: `LC_ALL`, then `LC_MESSAGES`, then `LANG`
-    /// (the first one set and not empty), else English.
-    pub fn from_env() -> Lang {
-        ["LC_ALL", "LC_MESSAGES", "LANG"]
-            .iter()
-            .filter_map(|v| std::env::var(v).ok())
-            .find(|v| !v.is_empty())
-            .and_then(|v| Lang::from_tag(&v))
-            .unwrap_or_default()
-    }
-}
+/// The language of `--trace` lines (kept in `lang/`, re-exported here for
+/// the reactor's configuration).
+pub use crate::lang::Lang;
+use crate::lang::{decimal, tr};
 
 /// What one reactor turn did: filled by the reactor as it goes, handed to
 /// the status figures and (with `--trace`) to the console.
@@ -135,78 +104,54 @@ impl TraceLimiter {
     }
 }
 
-/// One turn's line, e.g. `turn 42: poll slept 12.3 ms; 3 events (listeners
-/// 1, connections 2, control 0); accepted 1, read 2, wrote 2, closed 0;
-/// the turn took 85 µs`.
+/// One turn's line, e.g. `turn 42: poll slept 12.3 ms; events: 3
+/// (listeners 1, connections 2, control 0); accepted 1, read 2, wrote 2,
+/// closed 0; the turn took 85 µs`. In Ukrainian and Russian a turn is an
+/// iteration of the loop ("ітерація"/"итерация") and a listener is a
+/// listening socket ("сокет прослуховування"/"слушающий сокет"), the course's words.
 pub fn write_turn(lang: Lang, t: &TurnTrace, out: &mut String) {
-    let slept = Dur(lang, t.slept);
-    let took = Dur(lang, t.took);
-    // Writing into a String cannot fail.
-    let _ = match lang {
-        Lang::En => write!(out, "turn {}: poll slept {slept}; ", t.turn),
-        Lang::Uk => write!(out, "хід {}: poll спав {slept}; ", t.turn),
-        Lang::Ru => write!(out, "ход {}: poll спал {slept}; ", t.turn),
-    };
-    let _ = if t.events == 0 {
-        match lang {
-            Lang::En => write!(out, "woke for its timeout, no events; "),
-            Lang::Uk => write!(out, "прокинувся за таймаутом, подій немає; "),
-            Lang::Ru => write!(out, "проснулся по таймауту, событий нет; "),
-        }
+    let (n, slept, took) = (t.turn, Dur(lang, t.slept), Dur(lang, t.took));
+    out.push_str(&tr!(
+        lang,
+        "turn {n}: poll slept {slept}; ",
+        "ітерація {n}: poll чекав {slept}; ",
+        "итерация {n}: poll ждал {slept}; ",
+    ));
+    let (e, l, c, k) = (t.events, t.woke_listeners, t.woke_conns, t.woke_control);
+    out.push_str(&if e == 0 {
+        tr!(
+            lang,
+            "woke for its timeout, no events; ",
+            "повернувся за таймаутом, подій немає; ",
+            "вернулся по таймауту, событий нет; ",
+        )
     } else {
-        let (l, c, k) = (t.woke_listeners, t.woke_conns, t.woke_control);
-        match lang {
-            Lang::En => write!(
-                out,
-                "events: {} (listeners {l}, connections {c}, control {k}); ",
-                t.events
-            ),
-            Lang::Uk => write!(
-                out,
-                "подій: {} (слухачі {l}, з'єднання {c}, керування {k}); ",
-                t.events
-            ),
-            Lang::Ru => write!(
-                out,
-                "событий: {} (слушатели {l}, соединения {c}, управление {k}); ",
-                t.events
-            ),
-        }
-    };
+        tr!(
+            lang,
+            "events: {e} (listeners {l}, connections {c}, control {k}); ",
+            "подій: {e} (сокети прослуховування {l}, з'єднання {c}, керування {k}); ",
+            "событий: {e} (слушающие сокеты {l}, соединения {c}, управление {k}); ",
+        )
+    });
     let (a, r, w, c) = (t.accepts, t.reads, t.writes, t.closes);
-    let _ = match lang {
-        Lang::En => writeln!(
-            out,
-            "accepted {a}, read {r}, wrote {w}, closed {c}; the turn took {took}"
-        ),
-        Lang::Uk => writeln!(
-            out,
-            "прийнято {a}, прочитано {r}, записано {w}, закрито {c}; хід тривав {took}"
-        ),
-        Lang::Ru => writeln!(
-            out,
-            "принято {a}, прочитано {r}, записано {w}, закрыто {c}; ход длился {took}"
-        ),
-    };
+    out.push_str(&tr!(
+        lang,
+        "accepted {a}, read {r}, wrote {w}, closed {c}; the turn took {took}\n",
+        "прийнято {a}, прочитано {r}, записано {w}, закрито {c}; ітерація тривала {took}\n",
+        "принято {a}, прочитано {r}, записано {w}, закрыто {c}; итерация длилась {took}\n",
+    ));
 }
 
-/// The once-a-second line for turns that were not shown.
+/// The once-a-second line for turns that were not shown. The count comes
+/// after a colon, so no language needs a plural form for it.
 pub fn write_hidden(lang: Lang, hidden: u64, out: &mut String) {
     let max = TRACE_LINES_PER_SEC;
-    let _ = match lang {
-        Lang::En => writeln!(
-            out,
-            "trace: {hidden} more turns in the last second were not shown (at most {max} lines a second)"
-        ),
-        Lang::Uk => writeln!(
-            out,
-            "trace: ще ходів за останню секунду не показано: {hidden} (не більше {max} рядків на секунду)"
-        ),
-        Lang::Ru => writeln!(
-            out,
-            "trace: ещё ходов за последнюю секунду не показано: {hidden} (не больше {max} строк в секунду)"
-        ),
-    };
+    out.push_str(&tr!(
+        lang,
+        "trace: turns in the last second that were not shown: {hidden} (at most {max} lines a second)\n",
+        "trace: ітерацій за останню секунду не показано: {hidden} (не більше {max} рядків на секунду)\n",
+        "trace: итераций за последнюю секунду не показано: {hidden} (не больше {max} строк в секунду)\n",
+    ));
 }
 
 /// A duration in the unit a person reads best: µs below a millisecond, ms
@@ -224,9 +169,9 @@ impl std::fmt::Display for Dur {
         if micros < 1_000 {
             write!(f, "{micros} {us}")
         } else if micros < 1_000_000 {
-            write!(f, "{:.1} {ms}", micros as f64 / 1_000.0)
+            write!(f, "{} {ms}", decimal(lang, micros as f64 / 1_000.0, 1))
         } else {
-            write!(f, "{:.3} {s}", d.as_secs_f64())
+            write!(f, "{} {s}", decimal(lang, d.as_secs_f64(), 3))
         }
     }
 }
@@ -283,11 +228,16 @@ mod tests {
     fn ukrainian_and_russian_units() {
         let mut out = String::new();
         write_turn(Lang::Uk, &sample(), &mut out);
-        assert!(out.starts_with("хід 42: poll спав 12.3 мс;"), "{out}");
-        assert!(out.ends_with("хід тривав 85 мкс\n"), "{out}");
+        assert!(out.starts_with("ітерація 42: poll чекав 12,3 мс;"), "{out}");
+        assert!(
+            out.contains("(сокети прослуховування 1, з'єднання 2,"),
+            "{out}"
+        );
+        assert!(out.ends_with("ітерація тривала 85 мкс\n"), "{out}");
         out.clear();
         write_turn(Lang::Ru, &sample(), &mut out);
-        assert!(out.contains("закрыто 0"), "{out}");
+        assert!(out.starts_with("итерация 42: poll ждал 12,3 мс;"), "{out}");
+        assert!(out.contains("закрыто 0; итерация длилась 85 мкс"), "{out}");
     }
 
     #[test]
@@ -310,7 +260,7 @@ mod tests {
         limiter.offer(start + Duration::from_millis(1_000), &sample(), &mut out);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2, "{out}");
-        assert!(lines[0].contains("980 more turns"), "{}", lines[0]);
+        assert!(lines[0].contains("were not shown: 980"), "{}", lines[0]);
         assert!(lines[1].starts_with("turn 42:"));
         assert_eq!(limiter.hidden(), 0);
     }
@@ -328,15 +278,6 @@ mod tests {
     }
 
     #[test]
-    fn language_tags() {
-        assert_eq!(Lang::from_tag("uk_UA.UTF-8"), Some(Lang::Uk));
-        assert_eq!(Lang::from_tag("ru"), Some(Lang::Ru));
-        assert_eq!(Lang::from_tag("en_US.utf8"), Some(Lang::En));
-        assert_eq!(Lang::from_tag("C.UTF-8"), Some(Lang::En));
-        assert_eq!(Lang::from_tag("de_DE"), None);
-    }
-
-    #[test]
     fn long_sleeps_in_seconds() {
         let t = TurnTrace {
             slept: Duration::from_millis(2_500),
@@ -345,5 +286,19 @@ mod tests {
         let mut out = String::new();
         write_turn(Lang::En, &t, &mut out);
         assert!(out.contains("slept 2.500 s"), "{out}");
+        out.clear();
+        write_turn(Lang::Uk, &t, &mut out);
+        assert!(out.contains("чекав 2,500 с"), "{out}");
+    }
+
+    #[test]
+    fn the_hidden_line_in_each_language() {
+        for lang in Lang::ALL {
+            let mut out = String::new();
+            write_hidden(lang, 1, &mut out);
+            assert!(out.starts_with("trace: "), "{out}");
+            assert!(out.contains(": 1 ("), "{out}");
+            assert_eq!(out.matches('\n').count(), 1, "{out}");
+        }
     }
 }

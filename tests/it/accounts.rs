@@ -436,6 +436,8 @@ fn the_chat_client_keeps_its_token_and_logs_in_by_itself() {
         let mut child = Command::new(bin())
             .args(["chat", "--host", "127.0.0.1", "--port", &port])
             .env("XDG_CONFIG_HOME", home.path())
+            // English messages whatever the developer's locale (--lang).
+            .env("LC_ALL", "C.UTF-8")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -130,6 +130,7 @@ fn welcome_back_by_ip_only_when_the_remembered_name_is_free() {
     let mut bob = User::join(&server, 3, "bob", &mut []);
     let mut alice = User::join(&server, 2, "alice", &mut [&mut bob]);
     alice.send("/quit");
+    alice.expect("* bye, alice");
     alice.expect_eof();
     bob.expect("* alice left");
 
@@ -137,6 +138,7 @@ fn welcome_back_by_ip_only_when_the_remembered_name_is_free() {
     let mut alice = User::connect(&server, 2);
     alice.name = "alice".into();
     alice.expect("* welcome back, alice");
+    alice.expect("* not alice? type /nick NEWNAME");
     bob.expect("* alice joined");
     bob.send("hi alice");
     alice.expect("bob: hi alice");
@@ -151,6 +153,7 @@ fn welcome_back_by_ip_only_when_the_remembered_name_is_free() {
     // Remembered name taken by someone on another IP: asked too.
     let mut carol = User::join(&server, 4, "carol", &mut [&mut bob, &mut alice, &mut twin]);
     carol.send("exit");
+    carol.expect("* bye, carol");
     carol.expect_eof();
     bob.expect("* carol left");
     bob.send("/nick carol");
@@ -261,12 +264,14 @@ fn quit_and_exit_leave_the_room() {
     let [mut a, mut b, mut c, mut d] = room(&server, ["ann", "ben", "cy", "dee"]);
 
     b.send("/quit");
+    b.expect("* bye, ben");
     b.expect_eof();
     a.expect("* ben left");
     c.expect("* ben left");
     d.expect("* ben left");
 
     c.send("exit");
+    c.expect("* bye, cy");
     c.expect_eof();
     a.expect("* cy left");
     d.expect("* cy left");
@@ -488,6 +493,7 @@ fn crlf_clients_work_like_lf_clients() {
     crlf.expect("* you are now carlos");
     lf.expect("* carl is now carlos");
     crlf.send_raw(b"exit\r\n");
+    crlf.expect("* bye, carlos");
     crlf.expect_eof();
     lf.expect("* carlos left");
     assert_eq!(lf.who(), "* online: lf");
@@ -501,6 +507,7 @@ fn crlf_clients_work_like_lf_clients() {
     q.expect("* hello, quin");
     lf.expect("* quin joined");
     q.send_raw(b"/quit\r\n");
+    q.expect("* bye, quin");
     q.expect_eof();
     lf.expect("* quin left");
     let names = wait_names(&server.log_dir().join("names.tsv"), &["127.0.0.5\tquin"]);
@@ -549,8 +556,10 @@ fn names_file_survives_a_restart() {
         .start();
     let mut a = User::connect(&server, 20);
     a.expect("* welcome back, alicia");
+    a.expect("* not alicia? type /nick NEWNAME");
     let mut b = User::connect(&server, 21);
     b.expect("* welcome back, bob");
+    b.expect("* not bob? type /nick NEWNAME");
     a.expect("* bob joined");
     let mut c = User::at_prompt(&server, 22);
     c.send("cy");
@@ -584,8 +593,10 @@ not-an-ip\tdave\n\
         .start();
     let mut carol = User::connect(&server, 30);
     carol.expect("* welcome back, carol");
+    carol.expect("* not carol? type /nick NEWNAME");
     let mut dan = User::connect(&server, 33);
     dan.expect("* welcome back, dan");
+    dan.expect("* not dan? type /nick NEWNAME");
     carol.expect("* dan joined");
     // The damaged lines gave nobody a name.
     for host in [31, 32] {

@@ -12,10 +12,10 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{DEADLINE, Server, User, bin, wait_until};
+use crate::common::{DEADLINE, Server, User, bin, english_locale, wait_until};
 
 /// What the client's stdin is.
-enum Input {
+pub(crate) enum Input {
     /// A pipe we write these bytes into, then close.
     Pipe(Vec<u8>),
     /// A regular file (epoll refuses those: the client's fallback path).
@@ -25,18 +25,28 @@ enum Input {
 }
 
 /// A finished client run.
-struct Run {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: String,
 }
 
 /// Runs `echochat ARGS` with `input` on stdin and waits (with a deadline)
 /// for it to exit; the client is killed and the test fails if it hangs.
+/// It runs in the C locale, so its messages are English unless `--lang`.
 #[track_caller]
-fn run_client(args: &[&str], input: Input) -> Run {
+pub(crate) fn run_client(args: &[&str], input: Input) -> Run {
+    run_client_env(args, input, &[])
+}
+
+/// [`run_client`] with these environment variables set (after the C
+/// locale), e.g. `LANG=uk_UA.UTF-8`.
+#[track_caller]
+pub(crate) fn run_client_env(args: &[&str], input: Input, env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(bin());
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    english_locale(&mut cmd);
+    cmd.envs(env.iter().copied());
     let mut feed = None;
     match input {
         Input::Pipe(bytes) => {
@@ -278,4 +288,162 @@ fn chat_quits_at_the_name_prompt_and_on_quit() {
         })
     };
     wait_until("two chat disconnects with reason=exit", || exits() == 2);
+}
+
+#[test]
+fn quiet_keeps_only_the_payload_and_errors() {
+    let server = Server::builder().no_chat().start();
+    let port = port_arg(server.echo_addr());
+    let run = run_client(
+        &["echo", "-q", "--port", &port],
+        Input::Pipe(b"hi\n".to_vec()),
+    );
+    assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
+    assert_eq!(run.stdout, b"hi\n");
+    assert_eq!(run.stderr, "", "-q prints no lifecycle message");
+    // An error is still said, as one line.
+    let free = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let run = run_client(&["echo", "--quiet", "--port", &free], Input::Null);
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error: cannot connect"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn reset_makes_the_server_log_reason_reset() {
+    let server = Server::start();
+    // Echo: the reply is read first (a pipe still prints it), then RST.
+    let run = run_client(
+        &["echo", "--reset", "--port", &port_arg(server.echo_addr())],
+        Input::Pipe(b"hi\n".to_vec()),
+    );
+    assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
+    assert_eq!(run.stdout, b"hi\n");
+    assert!(run.stderr.contains("aborted with RST"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("half-closed"),
+        "no FIN: {}",
+        run.stderr
+    );
+    let line = server.wait_log("echo disconnect", |e| e.is("disconnect", "service", "echo"));
+    assert_eq!(line.get("reason"), Some("reset"), "{line}");
+    assert_eq!(line.get("bytes_in"), Some("3"), "{line}");
+
+    // Chat: even `exit` typed is not sent; the room sees the user go.
+    let mut bob = User::join(&server, 2, "bob", &mut []);
+    let run = run_client(
+        &["chat", "--reset", "--port", &port_arg(server.chat_addr())],
+        Input::Pipe(b"ann\nhello\nexit\n".to_vec()),
+    );
+    assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
+    assert!(
+        run.stderr.contains("with --reset it is not sent"),
+        "{}",
+        run.stderr
+    );
+    bob.expect("* ann joined");
+    bob.expect("ann: hello");
+    bob.expect("* ann left");
+    let line = server.wait_log("chat disconnect", |e| e.is("disconnect", "service", "chat"));
+    assert_eq!(line.get("reason"), Some("reset"), "{line}");
+}
+
+#[test]
+fn framed_reset_is_logged_as_reset_too() {
+    let server = Server::builder().no_chat().start();
+    let run = run_client(
+        &[
+            "echo",
+            "--framed",
+            "--reset",
+            "--port",
+            &port_arg(server.addr("frame")),
+        ],
+        Input::Pipe(b"abc\n".to_vec()),
+    );
+    assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
+    assert_eq!(run.stdout, b"abc\n");
+    let line = server.wait_log("frame disconnect", |e| {
+        e.is("disconnect", "service", "frame")
+    });
+    assert_eq!(line.get("reason"), Some("reset"), "{line}");
+}
+
+#[test]
+fn read_delay_makes_the_echo_server_pause_for_backlog() {
+    let server = Server::builder()
+        .no_chat()
+        .args(["--max-backlog", "16KiB"])
+        .start();
+    let port = port_arg(server.echo_addr());
+    let mut child = Command::new(bin())
+        .args(["echo", "-q", "--read-delay", "20ms", "--port", &port])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn echochat echo");
+    // A flood on stdin, bounded: more than the loopback buffers hold, so
+    // the server's unsent replies pass 16 KiB while the client reads 1 KiB
+    // every 20 ms. The writer stops when the client is gone.
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        let line = [b"0123456789abcdef".repeat(4), b"\n".to_vec()].concat();
+        let chunk = line.repeat(1000);
+        let mut written = 0;
+        while written < 32 << 20 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+            written += chunk.len();
+        }
+    });
+    let pause = server.wait_log("pause why=backlog for the slow reader", |e| {
+        e.is("pause", "service", "echo")
+    });
+    assert_eq!(pause.get("why"), Some("backlog"), "{pause}");
+    // Ending the lesson: the client we started is killed by its PID.
+    let _ = child.kill();
+    let _ = child.wait();
+    writer.join().unwrap();
+    let conn = pause.get("conn").unwrap_or_default().to_string();
+    let bye = server.wait_log("the slow reader's disconnect", |e| {
+        e.is("disconnect", "conn", &conn)
+    });
+    // Killed with unread data in its receive buffer: the kernel resets.
+    assert_eq!(bye.get("reason"), Some("reset"), "{bye}");
+}
+
+#[test]
+fn chat_is_not_noisy_around_every_line() {
+    let server = Server::start();
+    let mut input = b"quinn\n".to_vec();
+    for i in 0..5 {
+        input.extend_from_slice(format!("line {i}\n").as_bytes());
+    }
+    let run = run_client(
+        &["chat", "--port", &port_arg(server.chat_addr())],
+        Input::Pipe(input),
+    );
+    assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
+    let count = |prefix: &str| run.stderr.lines().filter(|l| l.starts_with(prefix)).count();
+    // The first of each explains what a read and a write are; then only
+    // the totals at the end.
+    assert_eq!(count("-- sent "), 1, "{}", run.stderr);
+    assert_eq!(count("-- received "), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.lines().count() <= 7,
+        "a handful of lines in all:\n{}",
+        run.stderr
+    );
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("-- disconnected (end of input)"), "{last}");
+    assert!(last.ends_with("in total"), "{last}");
 }

@@ -161,6 +161,8 @@ fn echo_client_with_framed_in_a_pipe() {
     let port = addr.port().to_string();
     let mut child = Command::new(bin())
         .args(["echo", "--framed", "--port", &port])
+        // English messages whatever the developer's locale (--lang).
+        .env("LC_ALL", "C.UTF-8")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

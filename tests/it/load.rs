@@ -2,9 +2,12 @@
 //! `echochat serve` on loopback port 0. Speed is never asserted; counts,
 //! verification, the `--json` keys, the exit status, the reporting of failed
 //! connects, the open-loop rate, and a server stall showing in open-loop
-//! latency are.
+//! latency are. `framed.rs` covers `load echo --framed`, `udp.rs` covers
+//! `load udp-echo`.
 
 mod common;
+mod framed;
+mod udp;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -368,6 +368,8 @@ fn shutdown_tells_udp_members() {
 fn run_client(args: &[&str], input: &[u8]) -> (Option<i32>, String, String) {
     let mut child = Command::new(bin())
         .args(args)
+        // English messages whatever the developer's locale (--lang).
+        .env("LC_ALL", "C.UTF-8")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -32,10 +32,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{ChatRoom, INVALID_UTF8, Member, Stage, is_blank, push_all, send_to_room};
+use super::{ChatRoom, INVALID_UTF8, Member, Stage, WhoRow, is_blank, push_all, send_to_room};
 use crate::event::{Event, UdpLeaveReason};
 use crate::names::{check_name, name_key};
 use crate::service::{ConnKey, Effects, UdpKey};
@@ -80,6 +81,8 @@ struct UdpMember {
     name: Box<str>,
     /// The socket it joined through: where its datagrams are sent from.
     via: UdpKey,
+    /// When it joined (the console's `/who`).
+    joined: Instant,
     last_heard: Instant,
     id: u64,
 }
@@ -108,6 +111,17 @@ impl UdpMembers {
 
     pub(super) fn names(&self) -> impl Iterator<Item = &str> {
         self.by_peer.values().map(|m| &*m.name)
+    }
+
+    /// The members as rows of the console's `/who`.
+    pub(super) fn who_rows(&self) -> impl Iterator<Item = WhoRow<'_>> {
+        self.by_peer.iter().map(|(peer, m)| WhoRow {
+            name: &m.name,
+            ip: peer.ip().to_canonical(),
+            transport: "udp",
+            since: m.joined,
+            last_heard: m.last_heard,
+        })
     }
 
     /// One datagram with `line` to every member but `except`.
@@ -161,6 +175,7 @@ impl ChatRoom {
             }
             None => false,
         };
+        self.messages += 1;
         let line = strip_line_end(bytes);
         if line.len() > self.max_line_bytes {
             let max = self.max_line_bytes.to_string();
@@ -217,6 +232,7 @@ impl ChatRoom {
             UdpMember {
                 name: name.into(),
                 via,
+                joined: now,
                 last_heard: now,
                 id,
             },
@@ -369,20 +385,49 @@ impl ChatRoom {
         true
     }
 
-    /// Takes `peer` out of the room and tells everyone.
+    /// Takes `peer` out of the room and tells everyone: `* bye, NAME` or
+    /// the idle line to the member, `* NAME left` to the others.
     fn udp_leave(&mut self, peer: SocketAddr, reason: UdpLeaveReason, fx: &mut Effects) {
+        let goodbye = match (reason, self.udp.by_peer.get(&peer)) {
+            (_, None) => return,
+            (UdpLeaveReason::Idle, Some(_)) => {
+                let idle = self.udp.timeout.unwrap_or_default();
+                let idle = humantime::format_duration(idle).to_string();
+                ["* disconnected: idle for ", &*idle, "\n"].concat()
+            }
+            (_, Some(m)) => ["* bye, ", &*m.name, "\n"].concat(),
+        };
+        self.udp_depart(peer, goodbye.as_bytes(), reason, fx);
+    }
+
+    /// The console's `/kick` for the member whose name key is `folded`,
+    /// with the goodbye line already in `self.scratch`. False if no member
+    /// has that name.
+    pub(super) fn udp_kick(&mut self, folded: &str, out: &mut String, fx: &mut Effects) -> bool {
+        let Some(&peer) = self.udp.by_name.get(folded) else {
+            return false;
+        };
+        if let Some(m) = self.udp.by_peer.get(&peer) {
+            let _ = writeln!(out, "kicked {} ({}, udp)", m.name, peer.ip().to_canonical());
+        }
+        let goodbye = std::mem::take(&mut self.scratch);
+        self.udp_depart(peer, &goodbye, UdpLeaveReason::Kicked, fx);
+        true
+    }
+
+    /// Forgets `peer` after sending it `goodbye` (one line, `\n`
+    /// included), tells the others, and logs the leave.
+    fn udp_depart(
+        &mut self,
+        peer: SocketAddr,
+        goodbye: &[u8],
+        reason: UdpLeaveReason,
+        fx: &mut Effects,
+    ) {
         let Some(m) = self.udp.remove(peer) else {
             return;
         };
-        let goodbye = match reason {
-            UdpLeaveReason::Idle => {
-                let idle = self.udp.timeout.unwrap_or_default();
-                let idle = humantime::format_duration(idle).to_string();
-                ["* disconnected: idle for ", &*idle].concat()
-            }
-            _ => ["* bye, ", &*m.name].concat(),
-        };
-        self.udp_reply(m.via, peer, &[&goodbye], fx);
+        fx.send_to(m.via, peer, goodbye);
         self.scratch.clear();
         push_all(&mut self.scratch, &["* ", &m.name, " left\n"]);
         self.udp_broadcast(None, fx);
@@ -806,6 +851,56 @@ mod tests {
         h.udp(q, b"exit\n");
         assert_eq!(h.got(q), strs(&["* bye, dan"]));
         assert_eq!(h.chat.udp_members(), 1);
+    }
+
+    #[test]
+    fn the_console_sees_and_kicks_udp_members_too() {
+        use crate::service::ConsoleCommand;
+        let mut h = Harness::new();
+        let t0 = h.now;
+        let alice = h.tcp("10.0.0.1", "alice");
+        let p = peer(1);
+        h.now = t0 + Duration::from_secs(5);
+        h.udp(p, b"/join bob");
+        h.now = t0 + Duration::from_secs(20);
+        h.udp(p, b"hello");
+        h.now = t0 + Duration::from_secs(50);
+        h.got(p);
+        h.tcp_lines(alice);
+        h.events.clear();
+        let mut out = String::new();
+        let now = h.now;
+        assert!(
+            h.chat
+                .on_console_command(ConsoleCommand::Who, now, &mut out, &mut h.fx)
+        );
+        assert_eq!(
+            out,
+            "who: 2 users in the chat room\n\
+             \x20 alice  10.0.0.1   tcp  connected 50s  idle 50s\n\
+             \x20 bob    127.0.0.1  udp  connected 45s  idle 30s\n"
+        );
+        out.clear();
+        let kick = ConsoleCommand::Kick {
+            name: "Bob",
+            reason: Some("too loud"),
+        };
+        assert!(h.chat.on_console_command(kick, now, &mut out, &mut h.fx));
+        h.pump();
+        assert_eq!(out, "kicked bob (127.0.0.1, udp)\n");
+        assert_eq!(h.got(p), strs(&["* kicked by the server: too loud"]));
+        assert_eq!(h.tcp_lines(alice), strs(&["* bob left"]));
+        assert_eq!(
+            h.events,
+            vec![Event::UdpLeave {
+                peer: p,
+                name: "bob".into(),
+                reason: UdpLeaveReason::Kicked
+            }]
+        );
+        assert_eq!(h.chat.udp_members(), 0);
+        // Gone: a second kick finds nobody.
+        assert!(!h.chat.on_console_command(kick, now, &mut out, &mut h.fx));
     }
 
     #[test]

@@ -16,6 +16,15 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_echochat")
 }
 
+/// Makes `cmd` run in the C locale, so what echochat says to people
+/// (`--lang` defaults to the locale) is English whatever the developer's
+/// `LANG`; a test that wants another language says `--lang`.
+pub fn english_locale(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "C.UTF-8")
+}
+
 /// What a child printed on one stream; a reader thread keeps appending.
 #[derive(Default)]
 pub(super) struct Captured {
@@ -85,6 +94,7 @@ pub fn run_bin<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) ->
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cmd = Command::new(bin());
     cmd.args(args).current_dir(dir.path()).stdin(Stdio::null());
+    english_locale(&mut cmd);
     run_with_deadline(cmd, dir)
 }
 

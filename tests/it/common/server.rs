@@ -17,7 +17,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::DEADLINE;
-use super::process::{Exited, Lines, bin, proc_stat_field, run_with_deadline, spawn_line_reader};
+use super::process::{
+    Exited, Lines, bin, english_locale, proc_stat_field, run_with_deadline, spawn_line_reader,
+};
 use super::server_log::LogCache;
 
 /// A running `echochat serve`.
@@ -107,6 +109,9 @@ impl ServerBuilder {
             None => Command::new(bin()),
         };
         cmd.arg("serve").arg("--log-dir").arg(dir.join("logs"));
+        // Console sentences (--explain, --trace) follow the locale: pin it,
+        // so a developer's uk_UA or ru_RU does not change what tests read.
+        english_locale(&mut cmd);
         let has = |flag: &str| self.args.iter().any(|a| a == flag);
         if self.echo && !has("--echo-ports") {
             cmd.args(["--echo-ports", "0"]);
