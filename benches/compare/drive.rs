@@ -1,7 +1,7 @@
 //! Running one side of a row: start what runs in the background, run the
 //! measured load against the server child, and measure the server while it
 //! runs. The load's numbers come from the typed [`Report`] (or from the
-//! bench's own drivers, `minimal.rs` and `udp.rs`); the server's CPU,
+//! minimal client, `minimal.rs`); the server's CPU,
 //! memory and log bytes from `/proc` and its log directory.
 
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use crate::background::Running;
 use crate::scenarios::{Load, Note, Side};
 use crate::server::ServerProc;
 use crate::table::Measured;
-use crate::{idle, minimal, udp};
+use crate::{idle, minimal};
 
 /// What a load measured, before the server's CPU is divided by `messages`.
 pub struct Outcome {
@@ -156,6 +156,7 @@ fn load_secs(load: &Load) -> u64 {
         Load::Echo { secs, .. }
         | Load::Chat { secs, .. }
         | Load::Connect { secs, .. }
+        | Load::Framed { secs, .. }
         | Load::Minimal { secs, .. }
         | Load::Udp { secs, .. } => secs,
         Load::Idle { .. } | Load::IdleJoined { .. } => 0,
@@ -186,21 +187,29 @@ fn run_load(server: &ServerProc, load: &Load) -> Outcome {
                 "connect --clients {clients} --duration {secs}s --port {port}"
             ))
         }
-        Load::Minimal {
+        Load::Framed {
             clients,
+            size,
             secs,
-            payload,
-            framed,
         } => {
-            let addr = server.addr(if framed { "frame" } else { "echo" });
-            minimal::run(addr, clients, secs, payload, framed)
+            let port = server.addr("frame").port();
+            report(&format!(
+                "echo --framed --clients {clients} --size {size} --duration {secs}s --port {port}"
+            ))
         }
+        Load::Minimal { clients, secs } => minimal::run(server.addr("echo"), clients, secs),
         Load::Udp {
             clients,
             size,
             rate,
             secs,
-        } => udp::run(server.addr("udp-echo"), clients, size, rate, secs),
+        } => {
+            let port = server.addr("udp-echo").port();
+            report(&format!(
+                "udp-echo --clients {clients} --size {size} --rate {rate} --duration {secs}s \
+                 --port {port}"
+            ))
+        }
         Load::Idle { .. } | Load::IdleJoined { .. } => unreachable!("memory rows return early"),
     }
 }
@@ -243,6 +252,13 @@ fn report(args: &str) -> Outcome {
         note.push(format!(
             "generator {:.0}% of a core, {:.2} µs/line",
             r.generator_cpu_pct, c.cpu_us_per_line
+        ));
+    }
+    if let Some(u) = &r.udp {
+        note.push(format!(
+            "sent {}, lost {} ({:.2}%, of which our own receive buffers {}), \
+             reordered {}, duplicated {}, refused at send {}",
+            u.sent, u.lost, u.lost_pct, u.client_drops, u.reordered, u.duplicated, u.send_dropped
         ));
     }
     if r.scenario == "connect" {

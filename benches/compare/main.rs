@@ -26,9 +26,9 @@
 //! Modules: `scenarios` (the table of rows), `server` (child processes and
 //! their `/proc` figures), `drive` (running a side of a row, measuring),
 //! `background` (what runs beside the measured load), `idle` (memory per
-//! idle connection), `minimal` (the yardstick client, also framed), `udp`
-//! (the UDP echo driver), `reference` (the tokio servers and the C UDP
-//! echo server), `table` (averaging and printing).
+//! idle connection), `minimal` (the yardstick client), `reference` (the
+//! tokio servers and the C UDP echo server), `table` (averaging and
+//! printing).
 
 mod background;
 mod drive;
@@ -38,7 +38,6 @@ mod reference;
 mod scenarios;
 mod server;
 mod table;
-mod udp;
 
 use scenarios::{Note, Scenario, Side};
 use server::ServerProc;

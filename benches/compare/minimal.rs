@@ -9,19 +9,13 @@ use crate::drive::Outcome;
 use crate::table::Measured;
 
 /// The least an echo load client can do: one mio loop, `clients`
-/// connections, each sending `payload` bytes and reading them back, with
-/// one `send` and one `recv` per message and no verification or
-/// statistics. The yardstick for `echochat load`'s own overhead; `framed`:
-/// each message carries framed echo's 4-byte big-endian length header too,
-/// so framed and plain echo are driven alike.
-pub fn run(addr: SocketAddr, clients: usize, secs: u64, payload: usize, framed: bool) -> Outcome {
+/// connections, each sending 1 KiB and reading it back, with one `send`
+/// and one `recv` per message and no verification or statistics. The
+/// yardstick for `echochat load`'s own overhead.
+pub fn run(addr: SocketAddr, clients: usize, secs: u64) -> Outcome {
     use mio::{Events, Interest, Poll, Token};
     let mut poll = Poll::new().expect("poll");
-    let mut msg = Vec::with_capacity(payload + 4);
-    if framed {
-        msg.extend_from_slice(&(payload as u32).to_be_bytes());
-    }
-    msg.resize(msg.len() + payload, 0xA5);
+    let msg = [0xA5u8; 1024];
     let mut conns = Vec::with_capacity(clients);
     for i in 0..clients {
         let std = TcpStream::connect(addr).expect("connect");
@@ -37,7 +31,7 @@ pub fn run(addr: SocketAddr, clients: usize, secs: u64, payload: usize, framed: 
         s.write_all(&msg).expect("first message");
     }
     let mut events = Events::with_capacity(1024);
-    let mut buf = vec![0u8; msg.len()];
+    let mut buf = [0u8; 1024];
     let mut messages = 0u64;
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
@@ -67,7 +61,7 @@ pub fn run(addr: SocketAddr, clients: usize, secs: u64, payload: usize, framed: 
     Outcome {
         measured: Measured {
             msgs_per_sec: messages as f64 / elapsed,
-            mib_per_sec: (messages * payload as u64) as f64 / elapsed / 1048576.0,
+            mib_per_sec: messages as f64 * 1024.0 / elapsed / 1048576.0,
             ..Measured::default()
         },
         messages,

@@ -88,20 +88,24 @@ pub enum Load {
     IdleJoined {
         users: usize,
     },
-    /// The minimal echo client (`minimal.rs`): `payload`-byte messages,
-    /// one send and one recv each; `framed`: to the framed echo service,
-    /// each with its 4-byte length header.
+    /// `echochat load echo --framed`: closed-loop echo to the framed echo
+    /// service, each message with its 4-byte length header.
+    Framed {
+        clients: usize,
+        size: &'static str,
+        secs: u64,
+    },
+    /// The minimal echo client (`minimal.rs`): 1 KiB messages, one send
+    /// and one recv each.
     Minimal {
         clients: usize,
         secs: u64,
-        payload: usize,
-        framed: bool,
     },
-    /// UDP echo, open loop (`udp.rs`): `rate` datagrams a second over
+    /// `echochat load udp-echo`: open loop, `rate` datagrams a second over
     /// `clients` sockets.
     Udp {
         clients: usize,
-        size: usize,
+        size: &'static str,
         rate: f64,
         secs: u64,
     },
@@ -301,32 +305,26 @@ fn round_two() -> Vec<Scenario> {
         },
         versus(
             "framed-vs-plain-500",
-            ours(info(), minimal(1024, true)),
+            ours(info(), framed("1KiB")),
             "plain echo",
-            ours(info(), minimal(1024, false)),
+            ours(info(), echo(500, "1KiB", 4)),
             &[],
         ),
         // The same with 1 KiB on the wire (1020 + 4): one 1 KiB read per
         // message at the default --read-chunk, as plain echo's.
         versus(
             "framed-1020-vs-plain-500",
-            ours(info(), minimal(1020, true)),
+            ours(info(), framed("1020B")),
             "plain echo",
-            ours(info(), minimal(1024, false)),
+            ours(info(), echo(500, "1KiB", 4)),
             &[],
         ),
         // Both at --read-chunk 2KiB: a 1028-byte frame in one read.
         versus(
             "framed-2k-chunk-500",
-            ours(
-                vec!["--log-level", "info", "--read-chunk", "2KiB"],
-                minimal(1024, true),
-            ),
+            ours(chunk2k(), framed("1KiB")),
             "plain echo",
-            ours(
-                vec!["--log-level", "info", "--read-chunk", "2KiB"],
-                minimal(1024, false),
-            ),
+            ours(chunk2k(), echo(500, "1KiB", 4)),
             &[],
         ),
         versus(
@@ -351,19 +349,22 @@ fn round_two() -> Vec<Scenario> {
 fn udp() -> Load {
     Load::Udp {
         clients: 50,
-        size: 64,
+        size: "64B",
         rate: 40_000.0,
         secs: 4,
     }
 }
 
-fn minimal(payload: usize, framed: bool) -> Load {
-    Load::Minimal {
+fn framed(size: &'static str) -> Load {
+    Load::Framed {
         clients: 500,
+        size,
         secs: 4,
-        payload,
-        framed,
     }
+}
+
+fn chunk2k() -> Vec<&'static str> {
+    vec!["--log-level", "info", "--read-chunk", "2KiB"]
 }
 
 pub fn all() -> Vec<Scenario> {
@@ -385,7 +386,13 @@ pub fn all() -> Vec<Scenario> {
             },
             other: Some(Side {
                 label: "minimal client",
-                ..ours(info(), minimal(1024, false))
+                ..ours(
+                    info(),
+                    Load::Minimal {
+                        clients: 500,
+                        secs: 4,
+                    },
+                )
             }),
             notes: &[],
         },
