@@ -12,7 +12,7 @@ use crate::table::Measured;
 /// growth per connection. For chat, each connection first picks a name, so
 /// it is a joined user.
 pub fn memory(server: &ServerProc, n: usize, chat: bool, join: bool) -> Measured {
-    let addr = if chat { server.chat } else { server.echo }.expect("service address");
+    let addr = server.addr(if chat { "chat" } else { "echo" });
     // Warm up allocator and tables with a few connections first.
     let warm: Vec<TcpStream> = (0..16)
         .filter_map(|_| TcpStream::connect(addr).ok())

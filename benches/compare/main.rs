@@ -19,11 +19,18 @@
 //! printed in the table), and `ROUNDS=3` to alternate more runs per
 //! scenario (default 2).
 //!
+//! Rows that compare echochat with itself (with and without a flooder, a
+//! `/nick` storm, logins, the status page open, `--trace`, debug logging)
+//! print the second setup's figures under the first, with the ratios.
+//!
 //! Modules: `scenarios` (the table of rows), `server` (child processes and
-//! their `/proc` figures), `drive` (running a load, measuring), `idle`
-//! (memory per idle connection), `minimal` (the yardstick client),
-//! `reference` (the tokio servers), `table` (averaging and printing).
+//! their `/proc` figures), `drive` (running a side of a row, measuring),
+//! `background` (what runs beside the measured load), `idle` (memory per
+//! idle connection), `minimal` (the yardstick client), `reference` (the
+//! tokio servers and the C UDP echo server), `table` (averaging and
+//! printing).
 
+mod background;
 mod drive;
 mod idle;
 mod minimal;
@@ -32,7 +39,7 @@ mod scenarios;
 mod server;
 mod table;
 
-use scenarios::{Reference, Scenario};
+use scenarios::{Note, Scenario, Side};
 use server::ServerProc;
 use table::Measured;
 
@@ -71,48 +78,32 @@ fn main() {
     }
 }
 
-/// Runs one row (and its reference row), alternating `rounds` times.
+/// Runs one row (and the side it is compared with), alternating `rounds`
+/// times, so that a slow minute of the machine hits both sides alike.
 fn run_scenario(s: &Scenario, rounds: usize) {
-    let mut ours_runs = Vec::new();
-    let mut other_runs = Vec::new();
-    let other_label = match (&s.reference, &s.alt) {
-        (Some(r), _) => Some(r.label().to_string()),
-        (None, Some((label, _))) => Some(label.to_string()),
-        (None, None) => None,
-    };
-    let rounds = if s.load.is_idle() || other_label.is_none() {
+    let rounds = if s.ours.load.is_idle() || s.other.is_none() {
         1
     } else {
         rounds
     };
+    let mut ours_runs = Vec::new();
+    let mut other_runs = Vec::new();
     for _ in 0..rounds {
-        let server = ServerProc::echochat(&s.ours);
-        ours_runs.push(drive::drive(&server, &s.load));
-        drop(server);
-        match (s.reference, &s.alt) {
-            (Some(Reference::MinimalClient), _) => {
-                let server = ServerProc::echochat(&s.ours);
-                other_runs.push(minimal::run(&server, &s.load));
-            }
-            (Some(reference), _) => {
-                let server = ServerProc::reference(reference);
-                other_runs.push(drive::drive(&server, &s.load));
-            }
-            (None, Some((_, alt))) => {
-                let server = ServerProc::echochat(alt);
-                other_runs.push(drive::drive(&server, &s.load));
-            }
-            (None, None) => {}
+        ours_runs.push(run_side(&s.ours, s.notes));
+        if let Some(other) = &s.other {
+            other_runs.push(run_side(other, s.notes));
         }
     }
     let ours = Measured::mean(&ours_runs);
-    let other = (!other_runs.is_empty()).then(|| Measured::mean(&other_runs));
-    let ours_label = match s.reference {
-        Some(Reference::MinimalClient) => "echochat load",
-        _ => "echochat",
-    };
-    table::print_row(s.name, ours_label, &ours, None);
-    if let (Some(label), Some(other)) = (other_label, other) {
-        table::print_row("", &label, &other, Some(&ours));
+    table::print_row(s.name, s.ours.label, &ours, None);
+    if let Some(other) = &s.other {
+        table::print_row("", other.label, &Measured::mean(&other_runs), Some(&ours));
     }
+}
+
+/// A fresh server for each run: no run inherits another's queues, names or
+/// allocator state.
+fn run_side(side: &Side, notes: &[Note]) -> Measured {
+    let server = ServerProc::start(&side.server);
+    drive::drive(&server, side, notes)
 }

@@ -2,24 +2,18 @@
 //! client can do.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::scenarios::Load;
-use crate::server::ServerProc;
+use crate::drive::Outcome;
 use crate::table::Measured;
 
 /// The least an echo load client can do: one mio loop, `clients`
-/// connections, each sending 1 KiB and reading 1 KiB back, with one `send`
+/// connections, each sending 1 KiB and reading it back, with one `send`
 /// and one `recv` per message and no verification or statistics. The
 /// yardstick for `echochat load`'s own overhead.
-pub fn run(server: &ServerProc, load: &Load) -> Measured {
+pub fn run(addr: SocketAddr, clients: usize, secs: u64) -> Outcome {
     use mio::{Events, Interest, Poll, Token};
-    let Load::Echo { clients, secs, .. } = *load else {
-        panic!("the minimal client only does echo");
-    };
-    let addr = server.echo.expect("echo address");
-    let cpu0 = server.cpu_us();
     let mut poll = Poll::new().expect("poll");
     let msg = [0xA5u8; 1024];
     let mut conns = Vec::with_capacity(clients);
@@ -64,11 +58,12 @@ pub fn run(server: &ServerProc, load: &Load) -> Measured {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = server.cpu_us() - cpu0;
-    Measured {
-        msgs_per_sec: messages as f64 / elapsed,
-        mib_per_sec: messages as f64 * 1024.0 / elapsed / 1048576.0,
-        cpu_us_per_msg: cpu / messages.max(1) as f64,
-        ..Measured::default()
+    Outcome {
+        measured: Measured {
+            msgs_per_sec: messages as f64 / elapsed,
+            mib_per_sec: messages as f64 * 1024.0 / elapsed / 1048576.0,
+            ..Measured::default()
+        },
+        messages,
     }
 }

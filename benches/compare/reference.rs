@@ -1,9 +1,13 @@
 //! The reference servers, run in a child process of the bench (the bench
 //! re-executes itself with [`ENV`] set): a textbook tokio echo server and
-//! a tokio chat server in the style of tokio's `examples/chat.rs`.
+//! a tokio chat server in the style of tokio's `examples/chat.rs`; and
+//! [`c_udp_echo`], a minimal C UDP echo server (`benches/ref/udp_echo.c`)
+//! compiled with the machine's `cc` when the bench first needs it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -12,6 +16,25 @@ use tokio::sync::mpsc;
 
 /// Set (to `echo` or `chat`) in a child process: serve that reference.
 pub const ENV: &str = "ECHOCHAT_BENCH_REFERENCE";
+
+/// The C UDP echo server, compiled (`cc -O2`) beside the bench's own
+/// executable under `target/` when missing or older than its source.
+pub fn c_udp_echo() -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ref/udp_echo.c");
+    let exe = std::env::current_exe().expect("bench path");
+    let bin = exe.with_file_name("udp_echo_ref");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&bin) < modified(&src) {
+        let status = Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .status()
+            .expect("run cc (the C reference needs a C compiler)");
+        assert!(status.success(), "cc failed on {}", src.display());
+    }
+    bin
+}
 
 pub fn serve(kind: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()

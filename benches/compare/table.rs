@@ -45,26 +45,28 @@ impl Measured {
 
 pub fn print_header() {
     println!(
-        "{:<24} {:<22} {:>10} {:>9} {:>8} {:>8} {:>9} {:>8}",
+        "{:<24} {:<18} {:>10} {:>9} {:>8} {:>8} {:>9} {:>8}",
         "scenario", "server", "msgs/s", "MiB/s", "p50 µs", "p99 µs", "cpu µs/msg", "ratio"
     );
 }
 
-/// Prints one server's numbers; for the reference row, `ours` gives the
-/// ratio echochat/reference of CPU per message (lower is better for us)
-/// and of msgs/s.
+/// Prints one server's numbers; for the compared side, `ours` gives the
+/// ratios first side / this side of CPU per message (below 1: the first
+/// side costs less), of msgs/s and of p99 latency.
 pub fn print_row(name: &str, server: &str, m: &Measured, ours: Option<&Measured>) {
     let ratio = match ours {
-        Some(o) if m.cpu_us_per_msg > 0.0 && m.msgs_per_sec > 0.0 => format!(
-            "cpu {:.2}x, msgs {:.2}x, MiB {:.2}x",
-            o.cpu_us_per_msg / m.cpu_us_per_msg,
-            o.msgs_per_sec / m.msgs_per_sec,
-            if m.mib_per_sec > 0.0 {
-                o.mib_per_sec / m.mib_per_sec
+        Some(o) if m.cpu_us_per_msg > 0.0 && m.msgs_per_sec > 0.0 => {
+            let p99 = if m.p99_us > 0.0 {
+                format!(", p99 {:.2}x", o.p99_us / m.p99_us)
             } else {
-                0.0
-            }
-        ),
+                String::new()
+            };
+            format!(
+                "cpu {:.2}x, msgs {:.2}x{p99}",
+                o.cpu_us_per_msg / m.cpu_us_per_msg,
+                o.msgs_per_sec / m.msgs_per_sec,
+            )
+        }
         _ => String::new(),
     };
     let extra = m
@@ -78,7 +80,7 @@ pub fn print_row(name: &str, server: &str, m: &Measured, ours: Option<&Measured>
         format!(" ({})", m.note)
     };
     println!(
-        "{:<24} {:<22} {:>10.0} {:>9.1} {:>8.0} {:>8.0} {:>9.2} {ratio}{extra}{note}",
+        "{:<24} {:<18} {:>10.0} {:>9.1} {:>8.0} {:>8.0} {:>9.2} {ratio}{extra}{note}",
         name, server, m.msgs_per_sec, m.mib_per_sec, m.p50_us, m.p99_us, m.cpu_us_per_msg,
     );
 }
