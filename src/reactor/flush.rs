@@ -27,6 +27,7 @@ impl Reactor {
     pub(super) fn flush_and_close(&mut self) {
         while !self.dirty.is_empty() || !self.closing.is_empty() {
             let mut dirty = std::mem::take(&mut self.dirty);
+            self.burst_flushes += dirty.len();
             for key in dirty.drain(..) {
                 self.flush_conn(key);
             }

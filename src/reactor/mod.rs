@@ -118,6 +118,7 @@ impl Reactor {
             self.timers.next_deadline(),
             drain_deadline,
             self.save_deadline(),
+            self.trim_deadline(),
             crate::event::traffic_deadline(),
         ]
         .into_iter()
@@ -136,6 +137,7 @@ impl Reactor {
     /// what woke it start the turn's record (`--trace`, the status page).
     fn wait_for_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         crate::logging::flush();
+        self.give_back_memory();
         let asleep = Instant::now();
         loop {
             match self.poll.poll(&mut self.events, timeout) {
@@ -298,6 +300,11 @@ pub struct Reactor {
     /// The password-hashing thread, when chat has accounts
     /// (`attach_worker`); its `Waker` is registered as `token::WORKER`.
     worker: Option<crate::auth::worker::Worker>,
+    /// Connections flushed since memory was last given back to the OS (a
+    /// measure of how much queueing the recent bursts did).
+    burst_flushes: usize,
+    /// When memory was last given back (at most once a second).
+    last_trim: Instant,
 }
 
 impl Reactor {
@@ -364,10 +371,33 @@ impl Reactor {
             trace_out: String::new(),
             savers: Vec::new(),
             next_save: Instant::now(),
+            burst_flushes: 0,
+            last_trim: Instant::now(),
             worker: None,
         };
         reactor.handle_console_input(early_input);
         Ok(reactor)
+    }
+
+    /// Before sleeping, after a burst (a join storm, a flood): hand the
+    /// memory the burst's queues used back to the operating system. Freed
+    /// memory otherwise stays in the allocator's pools, and the process
+    /// keeps the burst's size long after the clients are idle or gone.
+    /// Bounded: only after real queueing work, at most once a second.
+    fn give_back_memory(&mut self) {
+        let now = Instant::now();
+        if self.trim_deadline().is_some_and(|at| at <= now) {
+            crate::sys::release_free_memory();
+            self.burst_flushes = 0;
+            self.last_trim = now;
+        }
+    }
+
+    /// When memory should next be given back: a second after the last
+    /// time, once a burst's worth of queueing happened since.
+    fn trim_deadline(&self) -> Option<Instant> {
+        const BURST: usize = 10_000;
+        (self.burst_flushes >= BURST).then(|| self.last_trim + Duration::from_secs(1))
     }
 
     /// The address of listener `index`, as bound.

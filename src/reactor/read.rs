@@ -42,7 +42,13 @@ impl Reactor {
             return;
         }
         let chunk = self.config.read_chunk;
-        let mut budget = READ_BUDGET.max(chunk);
+        let Some(service) = self.conns.get(slot).map(|c| c.service) else {
+            return;
+        };
+        let mut budget = self.services[service]
+            .read_budget()
+            .unwrap_or(READ_BUDGET)
+            .max(chunk);
         loop {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;

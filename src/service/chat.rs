@@ -164,6 +164,9 @@ const HELP: &[u8] = b"* commands:\n\
 /// The `/who` line is capped at `max_line_bytes`, but never below this.
 const WHO_MIN_BYTES: usize = 1024;
 
+/// Bytes read from one chat connection per turn (see `read_budget`).
+const CHAT_READ_BUDGET: usize = 1024;
+
 /// Users the console's `/who` lists at most (see the module docs).
 pub const CONSOLE_WHO_MAX: usize = 200;
 const BUSY: &[u8] = b"! busy, try again\n";
@@ -1292,6 +1295,14 @@ impl Service for ChatRoom {
 
     /// The earliest of: a paused user's allowance refills, a UDP member
     /// may expire, the account files are due to be saved.
+    /// One `--read-chunk` (at least 1 KiB) per connection per turn: a chat
+    /// line is short, and each one may cost a delivery to every user, so a
+    /// sender with a full pipe (a flooder, a `/nick` storm) is served a
+    /// piece at a time between everyone else's turns.
+    fn read_budget(&self) -> Option<usize> {
+        Some(CHAT_READ_BUDGET)
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         // Changed account files are handed to the writer at most once a
         // second, from here: never per login, never on the hot path.

@@ -338,6 +338,16 @@ pub trait Service {
         fx.close(key, DisconnectReason::Idle);
     }
 
+    /// Most bytes the reactor reads from one connection per readiness
+    /// event before it serves the others (the rest is read next turn);
+    /// `None` for the reactor's default (64 KiB). A service whose every
+    /// line can cost work for every other user (chat: a `/nick` notifies
+    /// the whole room) keeps this small, so one fast sender cannot make a
+    /// turn long for everyone.
+    fn read_budget(&self) -> Option<usize> {
+        None
+    }
+
     /// The earliest time this service wants [`Service::on_timer`] called
     /// (a paused user's allowance refills, a UDP member expires). The
     /// reactor sleeps no longer than that. Asked once per turn, so it must
