@@ -1,5 +1,6 @@
 //! The chat room fed arbitrary bytes: several users, UDP members, slow
-//! readers, resets, time and a shutdown, in any order. The pretend reactor
+//! readers, resets, accounts (with the worker thread's answers), time and
+//! a shutdown, in any order. The pretend reactor
 //! and every check are the chat property tests' own
 //! (`src/service/chat/proptests/sim.rs`, read its docs): whole filtered
 //! lines only, no forged line, names unique by their key, nothing sent
@@ -55,6 +56,12 @@ const LINES: &[&str] = &[
     "/quit\n",
     "exit\n",
     "hello \u{2028} {}\r\n",
+    // Accounts: `sim::PASSWORDS`, and the last token the room gave out.
+    "correct horse\n",
+    "/register correct horse\n",
+    "/passwd correct horse battery staple\n",
+    "/token {token}\n",
+    "/logout\n",
 ];
 
 /// What a `telnet` client mixes in: DO TIMING-MARK, WILL BINARY, a
@@ -114,6 +121,7 @@ fn decode(data: &[u8]) -> (Setup, Vec<Step>) {
         },
         udp_timeout: (c & 2 != 0).then(|| Duration::from_millis(1000 + u64::from(d) * 20)),
         udp_max_members: 1 + usize::from(c >> 2) % 3,
+        accounts: c & 0x80 != 0,
     };
     let mut steps = Vec::new();
     while !input.0.is_empty() {
@@ -122,9 +130,12 @@ fn decode(data: &[u8]) -> (Setup, Vec<Step>) {
         let peer = op >> 4;
         steps.push(match op & 15 {
             0 => Step::Connect { ip: peer },
-            1..=5 => Step::Recv {
+            1..=4 => Step::Recv {
                 conn: who,
                 bytes: input.bytes(),
+            },
+            5 => Step::Work {
+                jobs: input.byte() % 4,
             },
             6 => Step::Recv {
                 conn: who,

@@ -5,13 +5,15 @@
 //! throw generated sessions at the room — joins under look-alike names,
 //! `/nick` races, whispers, telnet commands, invalid UTF-8, control and
 //! bidi characters, over-long lines, UDP members, clients that stop
-//! reading, resets, rate limits, a shutdown — and check what must hold
+//! reading, resets, rate limits, accounts (registering, passwords, tokens,
+//! lines typed while a hash is out), a shutdown — and check what must hold
 //! whatever happens. The pretend reactor and the checks are in `sim.rs`
 //! (read its docs for the list); the `chat_room` fuzz target runs the same
 //! checks on bytes from libFuzzer for as long as one likes.
 //!
 //! Two properties:
-//! - **any split**: each `recv` cut into smaller reads gives every user
+//! - **any split**: each `recv` cut into smaller reads (in the same turn,
+//!   as the reactor reads a socket until it is empty) gives every user
 //!   exactly the same bytes and the log the same events (TCP may deliver
 //!   a line in any number of pieces; `\r\n` and telnet commands included);
 //! - **invariants**: for any sequence of steps, the checks of `sim.rs`
@@ -65,6 +67,18 @@ const NAMES: &[&str] = &[
     "thirty-three-characters-long-name",
 ];
 
+/// What a user of accounts types (see `sim::PASSWORDS`; `{token}` is the
+/// last token the room gave anyone).
+const ACCOUNT_LINES: &[&str] = &[
+    "correct horse",
+    "battery staple",
+    "/register correct horse",
+    "/passwd correct horse battery staple",
+    "/passwd battery staple correct horse",
+    "/token {token}",
+    "/logout",
+];
+
 fn name() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => prop::sample::select(NAMES).prop_map(str::to_string),
@@ -94,19 +108,19 @@ fn typed() -> impl Strategy<Value = Vec<u8>> {
         "/quit",
         "exit",
         "/frob",
-        "/register pw12345678",
-        "/token abc",
-        "/passwd a b",
-        "/logout",
         "/nick",
         "/msg",
+        "/register short",
+        "/token 00",
     ]);
+    let account = prop::sample::select(ACCOUNT_LINES);
     prop_oneof![
         3 => name().prop_map(String::into_bytes),
         3 => text().prop_map(String::into_bytes),
         2 => name().prop_map(|n| format!("/nick {n}").into_bytes()),
         2 => (name(), text()).prop_map(|(n, t)| format!("/msg {n} {t}").into_bytes()),
         2 => command.prop_map(|c| c.as_bytes().to_vec()),
+        3 => account.prop_map(|c| c.as_bytes().to_vec()),
         1 => prop::collection::vec(any::<u8>(), 0..16),
         1 => prop::sample::select(vec![
             vec![0xc3, 0x28], vec![0x80], vec![0xe2, 0x80], vec![0xed, 0xa0, 0x80], vec![0xc0, 0xaf],
@@ -159,6 +173,15 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (0u8..5).prop_map(|ip| Step::Connect { ip }),
         12 => (conn.clone(), bytes()).prop_map(|(conn, bytes)| Step::Recv { conn, bytes }),
+        // One whole line that moves a session on: a free name, or a step
+        // of registering and logging in (rare among random lines).
+        4 => (conn.clone(), prop::sample::select(ACCOUNT_LINES).prop_union(
+            prop::sample::select(&["alice", "bob", "carol"][..]),
+        ))
+            .prop_map(|(conn, line)| Step::Recv {
+                conn,
+                bytes: format!("{line}\n").into_bytes(),
+            }),
         1 => conn.clone().prop_map(|conn| Step::Eof { conn }),
         1 => conn.clone().prop_map(|conn| Step::Reset { conn }),
         // Not yet `Step::Idle`: the room keeps the default `on_idle`, which
@@ -169,7 +192,34 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0u8..3, datagram()).prop_map(|(peer, bytes)| Step::Datagram { peer, bytes }),
         1 => text().prop_map(Step::Console),
         2 => (0u32..3000).prop_map(|ms| Step::Wait { ms }),
-        1 => Just(Step::Shutdown),
+        3 => (1u8..4).prop_map(|jobs| Step::Work { jobs }),
+    ]
+}
+
+/// Steps of sessions about accounts: joining, registering, logging in
+/// with a password or a token, changing it, typing while a hash is out,
+/// leaving meanwhile.
+fn account_step() -> impl Strategy<Value = Step> {
+    let conn = 0usize..3;
+    let line = prop_oneof![
+        // The password at the prompt must come next to be tried at all.
+        3 => Just("correct horse"),
+        3 => prop::sample::select(ACCOUNT_LINES),
+        3 => prop::sample::select(&["alice", "bob", "hello"][..]),
+        1 => Just("/quit"),
+    ];
+    prop_oneof![
+        2 => (0u8..3).prop_map(|ip| Step::Connect { ip }),
+        8 => (conn.clone(), line).prop_map(|(conn, line)| Step::Recv {
+            conn,
+            bytes: format!("{line}\n").into_bytes(),
+        }),
+        1 => (conn.clone(), bytes()).prop_map(|(conn, bytes)| Step::Recv { conn, bytes }),
+        4 => (1u8..3).prop_map(|jobs| Step::Work { jobs }),
+        1 => (0u32..70_000).prop_map(|ms| Step::Wait { ms }),
+        1 => conn.clone().prop_map(|conn| Step::Eof { conn }),
+        1 => conn.clone().prop_map(|conn| Step::Reset { conn }),
+        1 => conn.prop_map(|conn| Step::Slow { conn }),
     ]
 }
 
@@ -187,14 +237,18 @@ fn setup() -> impl Strategy<Value = Setup> {
         rate,
         prop::option::of(1000u64..5000),
         1usize..4,
+        any::<bool>(),
     )
-        .prop_map(|(max_line, backlog, rate, udp_ms, udp_max)| Setup {
-            max_line_bytes: max_line,
-            max_backlog: backlog,
-            rate,
-            udp_timeout: udp_ms.map(std::time::Duration::from_millis),
-            udp_max_members: udp_max,
-        })
+        .prop_map(
+            |(max_line, backlog, rate, udp_ms, udp_max, accounts)| Setup {
+                max_line_bytes: max_line,
+                max_backlog: backlog,
+                rate,
+                udp_timeout: udp_ms.map(std::time::Duration::from_millis),
+                udp_max_members: udp_max,
+                accounts,
+            },
+        )
 }
 
 /// What `sim.rs` cannot see from outside: the room's maps agree, and
@@ -251,10 +305,10 @@ proptest! {
         let mut whole: Vec<Step> = connect.clone().collect();
         let mut cut: Vec<Step> = connect.collect();
         for (conn, bytes, cuts) in &script {
+            // A `{token}` cut in two would no longer be one.
+            let bytes = sim::replace(bytes, b"{token}", b"0");
             whole.push(Step::Recv { conn: *conn, bytes: bytes.clone() });
-            for piece in split(bytes, cuts) {
-                cut.push(Step::Recv { conn: *conn, bytes: piece });
-            }
+            cut.push(Step::Reads { conn: *conn, pieces: split(&bytes, cuts) });
         }
         if let Some(conn) = eof {
             whole.push(Step::Eof { conn });
@@ -270,13 +324,32 @@ proptest! {
     #[test]
     fn the_room_keeps_its_rules(
         setup in setup(),
-        steps in prop::collection::vec(step(), 1..60),
+        mut steps in prop::collection::vec(step(), 1..80),
+        shutdown in any::<bool>(),
     ) {
+        if shutdown {
+            steps.push(Step::Shutdown);
+        }
         let max_line = setup.max_line_bytes;
         let mut sim = Sim::new(setup);
         for step in &steps {
             sim.step(step);
             check_internals(&sim.chat, max_line);
+        }
+    }
+
+    #[test]
+    fn accounts_keep_the_rules(
+        mut setup in setup(),
+        steps in prop::collection::vec(account_step(), 1..80),
+    ) {
+        setup.accounts = true;
+        setup.max_line_bytes = 4096;
+        setup.rate = Setup::roomy().rate; // a paused user stalls the story
+        let mut sim = Sim::new(setup);
+        for step in &steps {
+            sim.step(step);
+            check_internals(&sim.chat, 4096);
         }
     }
 }

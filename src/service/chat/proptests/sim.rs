@@ -24,6 +24,13 @@
 //! - **Time** moves only in [`Step::Wait`]; a due `next_deadline` gets
 //!   `on_timer`, after which the deadline must be in the future (else the
 //!   reactor would spin).
+//! - **Accounts** (when the setup has them): the worker thread is played
+//!   by [`Step::Work`], which does the oldest waiting jobs with a hasher
+//!   that only labels the password (a million times faster than Argon2,
+//!   and the room cannot tell) and hands the answers back while the
+//!   connection is live, as `reactor/worker.rs` does. Nothing is written to
+//!   disk: the accounts file's path does not exist and saves are dropped.
+//!   A typed `{token}` stands for the last token the room handed out.
 //!
 //! What is checked (a panic names the broken rule):
 //! - everything a client is sent, telnet answers aside, is whole lines of
@@ -42,13 +49,19 @@
 //! - a queue that passed its limit belongs to a connection that is closing,
 //!   at the end of every turn;
 //! - after `on_shutdown`, departures are not announced;
+//! - no password ([`PASSWORDS`]) is ever in the log;
 //! - every event's log line has no control character.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::auth::hasher::PasswordHasher;
+use crate::auth::worker::perform;
+use crate::auth::{Busy, DeskConfig, Job, JobQueue, SnapshotSink};
 use crate::event::{DisconnectReason, Event};
 use crate::names::{Names, check_name, name_key};
 use crate::service::chat::{ChatConfig, ChatRoom};
@@ -59,6 +72,13 @@ use crate::telnet::IAC;
 /// What the model charges per queued send, beside its bytes (the
 /// reactor's `conn::CHUNK_OVERHEAD`).
 pub const CHUNK_OVERHEAD: usize = 64;
+
+/// The passwords steps use. Each holds a space, so it can never be a name
+/// (and turn up in the log as one): finding one in the log is a leak.
+pub const PASSWORDS: &[&str] = &["correct horse", "battery staple"];
+
+/// Jobs that may wait for the worker before the room hears `Busy`.
+const JOBS_MAX: usize = 3;
 
 /// The client addresses a step may pick from: a few IPv4 ones (so names
 /// are remembered and handed back), IPv6, and an IPv4 client of a
@@ -82,6 +102,8 @@ pub struct Setup {
     /// `--udp-member-timeout` (`None`: never).
     pub udp_timeout: Option<Duration>,
     pub udp_max_members: usize,
+    /// Chat accounts on (`--accounts-file`).
+    pub accounts: bool,
 }
 
 impl Setup {
@@ -96,12 +118,13 @@ impl Setup {
             },
             udp_timeout: None,
             udp_max_members: 100,
+            accounts: false,
         }
     }
 }
 
 /// One thing that happens to the room. `conn` picks one of the
-/// connections opened so far (modulo their number; none yet: nothing
+/// connections the room still knows (modulo their number; none: nothing
 /// happens); `peer` one of a few UDP addresses.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -109,6 +132,9 @@ pub enum Step {
     Connect { ip: u8 },
     /// One `recv` from the client.
     Recv { conn: usize, bytes: Vec<u8> },
+    /// Several `recv`s in one turn (the reactor reads until the socket is
+    /// empty): a send that TCP delivered in pieces.
+    Reads { conn: usize, pieces: Vec<Vec<u8>> },
     /// The client sends FIN.
     Eof { conn: usize },
     /// The socket fails (`reason=reset`): closed without the room asking.
@@ -125,6 +151,8 @@ pub enum Step {
     Console(String),
     /// Time passes.
     Wait { ms: u32 },
+    /// The worker thread does the `jobs` oldest waiting jobs.
+    Work { jobs: u8 },
     /// A graceful stop: the notice, then every connection closes.
     Shutdown,
 }
@@ -214,6 +242,45 @@ pub struct Sim {
     stopped: bool,
     /// Queues that passed the limit during the batch being applied.
     backlog_due: Vec<ConnKey>,
+    /// Jobs the room sent to the (pretend) worker thread, oldest first.
+    jobs: Rc<RefCell<VecDeque<Job>>>,
+    /// The last `* token TOKEN` the room sent anyone.
+    token: Option<String>,
+}
+
+/// The worker thread's queue, as the room sees it.
+struct Queue(Rc<RefCell<VecDeque<Job>>>);
+
+impl JobQueue for Queue {
+    fn submit(&mut self, job: Job) -> Result<(), Busy> {
+        let mut jobs = self.0.borrow_mut();
+        if jobs.len() >= JOBS_MAX {
+            return Err(Busy);
+        }
+        jobs.push_back(job);
+        Ok(())
+    }
+}
+
+/// The account files' writer: the sim keeps nothing.
+struct Discard;
+
+impl SnapshotSink for Discard {
+    fn save(&mut self, _path: &Path, _bytes: Vec<u8>) {}
+}
+
+/// A "hash" that is only a label: the rules of the room do not depend on
+/// how hard a hash is to reverse, only on what matches what.
+struct Label;
+
+impl PasswordHasher for Label {
+    fn hash(&self, password: &str) -> Option<String> {
+        Some(format!("label${password}"))
+    }
+
+    fn verify(&self, phc: &str, password: &str) -> bool {
+        phc.strip_prefix("label$") == Some(password)
+    }
 }
 
 impl Sim {
@@ -226,10 +293,25 @@ impl Sim {
             Names::new(8),
         );
         chat.set_udp_limits(setup.udp_timeout, setup.udp_max_members);
+        let now = Instant::now();
+        let jobs = Rc::default();
+        if setup.accounts {
+            let warnings = chat.enable_accounts(
+                DeskConfig {
+                    // Never there, so nothing is read; saves go to `Discard`.
+                    accounts_path: PathBuf::from("/nonexistent/echochat-sim/accounts.tsv"),
+                    session_ttl: Duration::from_secs(60),
+                },
+                Box::new(Queue(Rc::clone(&jobs))),
+                Box::new(Discard),
+                (now, 1_800_000_000_000),
+            );
+            assert!(warnings.is_empty(), "{warnings:?}");
+        }
         Sim {
             chat,
             setup,
-            now: Instant::now(),
+            now,
             conns: Vec::new(),
             by_key: HashMap::new(),
             udp_names: HashMap::new(),
@@ -238,6 +320,8 @@ impl Sim {
             generation: 0,
             stopped: false,
             backlog_due: Vec::new(),
+            jobs,
+            token: None,
         }
     }
 
@@ -251,6 +335,13 @@ impl Sim {
             Step::Recv { conn, bytes } => {
                 if let Some(i) = self.pick(*conn) {
                     self.recv(i, bytes);
+                }
+            }
+            Step::Reads { conn, pieces } => {
+                if let Some(i) = self.pick(*conn) {
+                    for piece in pieces {
+                        self.recv(i, piece);
+                    }
                 }
             }
             Step::Eof { conn } => {
@@ -302,6 +393,7 @@ impl Sim {
             }
             Step::Console(line) => self.call(|chat, _, fx| chat.on_console_line(line, fx)),
             Step::Wait { ms } => self.now += Duration::from_millis(u64::from(*ms)),
+            Step::Work { jobs } => self.work(usize::from(*jobs)),
             Step::Shutdown => {
                 self.shutdown();
                 return;
@@ -338,14 +430,20 @@ impl Sim {
         }
     }
 
-    /// The connection a step means: any but those `on_close` already saw
-    /// (the reactor would not call the room about them).
+    /// The connection a step means: one of those `on_close` has not seen
+    /// (the reactor would not call the room about the others).
     fn pick(&self, conn: usize) -> Option<usize> {
-        if self.conns.is_empty() {
+        let there = self.conns.iter().filter(|c| c.state != State::Closed);
+        let n = there.count();
+        if n == 0 {
             return None;
         }
-        let i = conn % self.conns.len();
-        (self.conns[i].state != State::Closed).then_some(i)
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.state != State::Closed)
+            .nth(conn % n)
+            .map(|(i, _)| i)
     }
 
     fn connect(&mut self, n: u8) {
@@ -381,12 +479,32 @@ impl Sim {
         if conn.state != State::Open || conn.fin {
             return;
         }
+        let token = self.token.as_deref().unwrap_or("0");
+        let bytes = replace(bytes, b"{token}", token.as_bytes());
         if !conn.reading || !conn.inbox.is_empty() {
-            conn.inbox.extend_from_slice(bytes);
+            conn.inbox.extend_from_slice(&bytes);
             return;
         }
         let key = conn.key;
-        self.call(|chat, now, fx| chat.on_recv(key, bytes, now, fx));
+        self.call(|chat, now, fx| chat.on_recv(key, &bytes, now, fx));
+    }
+
+    /// The worker thread does up to `n` jobs; each answer goes back to the
+    /// room if its connection is still there.
+    fn work(&mut self, n: usize) {
+        for _ in 0..n {
+            let Some(job) = self.jobs.borrow_mut().pop_front() else {
+                return;
+            };
+            let done = perform(&Label, job);
+            let live = self
+                .by_key
+                .get(&done.key)
+                .is_some_and(|&i| self.conns[i].state != State::Closed);
+            if live {
+                self.call(|chat, now, fx| chat.on_job_done(done, now, fx));
+            }
+        }
     }
 
     /// The end of a turn: read what waited, close what is ready, fire due
@@ -451,6 +569,7 @@ impl Sim {
 
     fn shutdown(&mut self) {
         self.call(|chat, _, fx| chat.on_shutdown(fx));
+        self.chat.on_stop(self.now);
         self.stopped = true;
         let sent_before: usize = self.conns.iter().map(|c| c.transcript.len()).sum();
         let datagrams_before: usize = self.datagrams.values().map(Vec::len).sum();
@@ -599,6 +718,14 @@ impl Sim {
         let me = self.conns[i].name.clone();
         let text = strip_telnet(bytes);
         self.check_text(&text, me.as_deref(), "a connection");
+        // Remember a token for a later `/token {token}`.
+        if let Some(token) = String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|l| l.strip_prefix("* token "))
+            .next_back()
+        {
+            self.token = Some(token.to_string());
+        }
         let c = &mut self.conns[i];
         c.transcript.extend_from_slice(bytes);
         if !c.slow {
@@ -673,6 +800,12 @@ impl Sim {
     fn record(&mut self, event: Event) {
         let line = event.logfmt().to_string();
         assert!(!line.chars().any(char::is_control), "log line {line:?}");
+        // (A console line is the operator's own text.)
+        if !matches!(event, Event::Console { .. })
+            && let Some(p) = PASSWORDS.iter().find(|p| line.contains(*p))
+        {
+            panic!("the password {p:?} is in the log: {line}");
+        }
         match &event {
             Event::Join { conn, name, .. } => {
                 let i = self.by_id(*conn);
@@ -698,6 +831,9 @@ impl Sim {
             }
             Event::UdpLeave { peer, name, .. } => {
                 assert_eq!(self.udp_names.remove(peer).as_ref(), Some(name), "{line}");
+            }
+            Event::Auth { conn, .. } => {
+                self.by_id(*conn);
             }
             Event::Pause { .. } | Event::Resume { .. } | Event::Console { .. } => {}
             other => panic!("an event the room never records: {other:?}"),
@@ -746,6 +882,22 @@ fn forbidden(c: char) -> bool {
         | '\u{7f}'..='\u{9f}' // DEL and C1
         | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' // bidi
         | '\u{2028}' | '\u{2029}') // line and paragraph separators
+}
+
+/// `bytes` with every `from` replaced by `to`.
+pub fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.starts_with(from) {
+            out.extend_from_slice(to);
+            rest = &rest[from.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
 }
 
 /// `bytes` without the telnet answers in it (`IAC verb option`: valid
