@@ -1,10 +1,12 @@
 //! The logfmt value writer: whatever the text, the output is one value
 //! with no raw control character (so no forged line), bare only when safe
-//! (so no forged key), and it unescapes back to exactly the text.
+//! (so no forged key), and it unescapes back to exactly the text; the log
+//! reader's `parse_line` reads it back as that one value, and takes any
+//! other line without a panic (a damaged line is shown, never a crash).
 
 #![no_main]
 
-use echochat::logging::logfmt::Value;
+use echochat::logfmt::{Value, parse_line};
 use libfuzzer_sys::fuzz_target;
 
 /// Reverses the quoting: `\"`, `\\`, `\n`, `\r`, `\t`, `\xHH`.
@@ -51,4 +53,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(!text.is_empty());
         assert!(!text.contains([' ', '"', '=', '\\']));
     }
+    let line = format!("2026-11-22T13:53:12.123Z INFO  fuzz a={written} b=1");
+    let parsed = parse_line(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    assert_eq!(parsed.get("a"), Some(&*text), "{line:?}");
+    assert_eq!(parsed.get("b"), Some("1"), "a forged key in {line:?}");
+    assert_eq!(parsed.fields.len(), 2, "{line:?}");
+    let _ = parse_line(&text);
 });

@@ -74,6 +74,14 @@ impl Reactor {
             }
         }
         self.fx = fx;
+        // Only now, with the whole answer applied, is the service told of
+        // a backlog it caused. Told in the middle, its reaction (chat drops
+        // the slow reader: `* bob left`) would reach the others before the
+        // rest of what it had already answered (`* alice is now bob`,
+        // `bob: hi`). The sends in between were queued: one answer's worth.
+        for key in std::mem::take(&mut self.backlog_due) {
+            self.check_backlog(key);
+        }
     }
 
     /// Write first: with nothing queued ahead, hand the bytes to the
@@ -108,15 +116,17 @@ impl Reactor {
 
     /// Output was just queued for `key`. Output is normally written at the
     /// end of the turn (one `writev` for all of a turn's lines); but if the
-    /// queue has passed `--max-backlog`, write now and check again, so that
+    /// queue has passed `--max-backlog`, write now, and if it is still over,
+    /// tell the service as soon as its current answer is applied, so that
     /// echo is paused before its next read, not after a whole read budget.
     fn queued_output(&mut self, key: ConnKey) {
-        let over = self
-            .live(key)
-            .is_some_and(|c| !c.over_backlog && c.out.cost() > self.config.max_backlog);
-        if over {
+        let max = self.config.max_backlog;
+        let over = |c: &Conn| !c.over_backlog && c.out.cost() > max;
+        if self.live(key).is_some_and(over) {
             self.write_queued(key);
-            self.check_backlog(key);
+            if self.live(key).is_some_and(over) && self.backlog_due.last() != Some(&key) {
+                self.backlog_due.push(key);
+            }
         }
     }
 

@@ -275,6 +275,10 @@ pub struct Reactor {
     dirty: Vec<ConnKey>,
     /// Connections marked for closing, closed at the end of the turn.
     closing: Vec<ConnKey>,
+    /// Connections whose queue passed `--max-backlog` while a service's
+    /// answer was applied; the service hears it once the answer is done
+    /// (`effects.rs`).
+    backlog_due: Vec<ConnKey>,
     /// Work cut short by a budget (or resumed), picked up next turn.
     again_reads: Vec<ConnKey>,
     again_accepts: Vec<usize>,
@@ -359,6 +363,7 @@ impl Reactor {
             pool: BufPool::default(),
             dirty: Vec::new(),
             closing: Vec::new(),
+            backlog_due: Vec::new(),
             again_reads: Vec::new(),
             again_accepts: Vec::new(),
             again_console: false,

@@ -1455,6 +1455,9 @@ impl Service for ChatRoom {
 mod accounts_tests;
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     //! A chat room driven entirely in memory: no sockets, no sleeps. The
     //! `Room` harness plays the reactor: it applies the effects (collecting
