@@ -59,12 +59,14 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::auth::desk::AccountDesk;
 use crate::auth::hasher::PasswordHasher;
+use crate::auth::store::{Accounts, Sessions};
 use crate::auth::worker::perform;
 use crate::auth::{Busy, DeskConfig, Job, JobQueue, SnapshotSink};
 use crate::event::{DisconnectReason, Event};
 use crate::names::{Names, check_name, name_key};
-use crate::service::chat::{ChatConfig, ChatRoom};
+use crate::service::chat::{ChatConfig, ChatRoom, account_key};
 use crate::service::rate::RateLimit;
 use crate::service::{ConnKey, Effect, Effects, Service, UdpKey};
 use crate::telnet::IAC;
@@ -299,17 +301,20 @@ impl Sim {
         let now = Instant::now();
         let jobs = Rc::default();
         if setup.accounts {
-            let warnings = chat.enable_accounts(
+            // Empty stores: nothing is read; saves go to `Discard`.
+            let mut desk = AccountDesk::new(
                 DeskConfig {
-                    // Never there, so nothing is read; saves go to `Discard`.
-                    accounts_path: PathBuf::from("/nonexistent/echochat-sim/accounts.tsv"),
+                    accounts_path: PathBuf::from("accounts.tsv"),
                     session_ttl: Duration::from_secs(60),
                 },
+                account_key,
+                Accounts::default(),
+                Sessions::default(),
                 Box::new(Queue(Rc::clone(&jobs))),
-                Box::new(Discard),
                 (now, 1_800_000_000_000),
             );
-            assert!(warnings.is_empty(), "{warnings:?}");
+            desk.set_sink(Box::new(Discard));
+            chat.enable_accounts(desk);
         }
         Sim {
             chat,
