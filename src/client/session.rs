@@ -47,6 +47,10 @@ use super::messages::{Msg, Why};
 use super::{ClientKind, Error, Lesson, SLOW_READ_BYTES};
 use crate::sys::{self, StdinMode};
 
+/// With `--reset`, how long chat waits after its last line before the RST,
+/// so the server reads the lines first (loopback needs far less).
+const CHAT_RESET_WAIT: Duration = Duration::from_millis(300);
+
 /// The socket's token in the client's `Poll`.
 const SOCKET: Token = Token(0);
 /// Stdin's token (only when `epoll` accepts it: a terminal or a pipe).
@@ -543,18 +547,26 @@ impl Session {
     }
 
     /// `--reset`: input is over and sent. Echo first reads back what it is
-    /// owed (so a pipe still prints its echo), within the usual wait; chat
-    /// owes us nothing. Then it is time to abort.
+    /// owed (so a pipe still prints its echo), within the usual wait. Chat
+    /// owes nothing we can count, so it waits a moment: a RST that arrives
+    /// before the server has read our last lines makes the kernel throw
+    /// them away unread. Then it is time to abort.
     fn ready_to_abort(&mut self, overdue: bool) -> bool {
         if self.input == Input::Open || !self.pending.is_empty() {
             return false;
         }
-        let owed = self.service == ClientKind::Echo && self.received_total < self.sent_total;
+        let echo = self.service == ClientKind::Echo;
+        let owed = !echo || self.received_total < self.sent_total;
         if !owed || overdue {
             return true;
         }
         if self.close_deadline.is_none() {
-            self.close_deadline = Some(Instant::now() + self.close_wait());
+            let wait = if echo {
+                self.close_wait()
+            } else {
+                CHAT_RESET_WAIT
+            };
+            self.close_deadline = Some(Instant::now() + wait);
         }
         false
     }

@@ -61,7 +61,7 @@ use super::worker::{Core, Ready, Scenario, Why, write_some};
 const FRAMED_READ_BYTES: usize = 64 * 1024;
 
 /// One connection's message in flight.
-pub struct Conn {
+pub struct EchoConn {
     /// The message in flight as written (framed: header, then payload).
     out: Box<[u8]>,
     /// Bytes of `out` written so far.
@@ -165,7 +165,7 @@ impl Echo {
     }
 
     /// Fill the next message (due at `due`) and write it.
-    fn start_message(&mut self, core: &mut Core<'_, Conn>, i: usize, due: Instant) {
+    fn start_message(&mut self, core: &mut Core<'_, EchoConn>, i: usize, due: Instant) {
         let client = core.slots[i].client as u64;
         let c = &mut core.slots[i].conn;
         c.seq += 1;
@@ -181,7 +181,7 @@ impl Echo {
 
     /// Write what is left of the message. A 1 KiB message fits the socket
     /// buffer, so this is one `send`; a big one continues on WRITABLE.
-    fn write_out(&mut self, core: &mut Core<'_, Conn>, i: usize) {
+    fn write_out(&mut self, core: &mut Core<'_, EchoConn>, i: usize) {
         let slot = &mut core.slots[i];
         let c = &mut slot.conn;
         let Some(stream) = slot.stream.as_mut() else {
@@ -200,7 +200,7 @@ impl Echo {
     /// that completes the message, is the last one until the next event —
     /// unless the event reported FIN or an error (`hup`): then read on to
     /// find it, since no new edge will announce it.
-    fn read_in(&mut self, core: &mut Core<'_, Conn>, i: usize, hup: bool) {
+    fn read_in(&mut self, core: &mut Core<'_, EchoConn>, i: usize, hup: bool) {
         if self.framed {
             return self.read_in_framed(core, i, hup);
         }
@@ -238,7 +238,7 @@ impl Echo {
     /// [`read_in`](Echo::read_in) for a framed reply: read at most what is
     /// missing of it into the scratch buffer, and let the decoder find the
     /// frame in those bytes.
-    fn read_in_framed(&mut self, core: &mut Core<'_, Conn>, i: usize, hup: bool) {
+    fn read_in_framed(&mut self, core: &mut Core<'_, EchoConn>, i: usize, hup: bool) {
         let watch_full = !core.slots[i].is_answered();
         loop {
             let slot = &mut core.slots[i];
@@ -279,7 +279,7 @@ impl Echo {
     /// `close` counts as a refused session); after a reply it is more than
     /// was sent, a verification error. Read to `WouldBlock` to re-arm the
     /// edge.
-    fn read_unsolicited(&mut self, core: &mut Core<'_, Conn>, i: usize) {
+    fn read_unsolicited(&mut self, core: &mut Core<'_, EchoConn>, i: usize) {
         let mut buf = [0u8; 256];
         loop {
             let Some(stream) = core.slots[i].stream.as_mut() else {
@@ -305,7 +305,7 @@ impl Echo {
 
     /// A whole reply arrived: verify, record, send the next message if one
     /// is due (closed loop: always).
-    fn complete(&mut self, core: &mut Core<'_, Conn>, i: usize) {
+    fn complete(&mut self, core: &mut Core<'_, EchoConn>, i: usize) {
         let now = Instant::now();
         let c = &mut core.slots[i].conn;
         let ok = match c.framed.as_mut() {
@@ -338,7 +338,7 @@ impl Echo {
         }
     }
 
-    fn close(&mut self, core: &mut Core<'_, Conn>, i: usize, why: Why) {
+    fn close(&mut self, core: &mut Core<'_, EchoConn>, i: usize, why: Why) {
         let c = &mut core.slots[i].conn;
         if c.busy {
             c.busy = false;
@@ -349,10 +349,10 @@ impl Echo {
 }
 
 impl Scenario for Echo {
-    type Conn = Conn;
+    type Conn = EchoConn;
 
-    fn new_conn(&mut self, _client: usize) -> Conn {
-        Conn {
+    fn new_conn(&mut self, _client: usize) -> EchoConn {
+        EchoConn {
             out: Box::new([]),
             sent: 0,
             inp: Box::new([]),
@@ -365,7 +365,7 @@ impl Scenario for Echo {
         }
     }
 
-    fn on_connected(&mut self, core: &mut Core<'_, Conn>, i: usize, ready: Ready) {
+    fn on_connected(&mut self, core: &mut Core<'_, EchoConn>, i: usize, ready: Ready) {
         core.session_up(i);
         let c = &mut core.slots[i].conn;
         c.out = vec![0; self.wire].into_boxed_slice();
@@ -385,7 +385,7 @@ impl Scenario for Echo {
         }
     }
 
-    fn on_ready(&mut self, core: &mut Core<'_, Conn>, i: usize, ready: Ready) {
+    fn on_ready(&mut self, core: &mut Core<'_, EchoConn>, i: usize, ready: Ready) {
         let c = &core.slots[i].conn;
         if !c.busy {
             if ready.readable {
@@ -401,7 +401,7 @@ impl Scenario for Echo {
         }
     }
 
-    fn on_load_start(&mut self, core: &mut Core<'_, Conn>, now: Instant) {
+    fn on_load_start(&mut self, core: &mut Core<'_, EchoConn>, now: Instant) {
         match &mut self.schedule {
             Some(s) => s.start(now),
             None => {
@@ -414,13 +414,13 @@ impl Scenario for Echo {
         }
     }
 
-    fn next_wakeup(&self, _core: &Core<'_, Conn>) -> Option<Instant> {
+    fn next_wakeup(&self, _core: &Core<'_, EchoConn>) -> Option<Instant> {
         self.schedule.as_ref().and_then(Schedule::next_due)
     }
 
     /// Open loop: each message that came due is sent now if its connection
     /// is free, or as soon as the reply before it arrives.
-    fn on_wakeup(&mut self, core: &mut Core<'_, Conn>, now: Instant) {
+    fn on_wakeup(&mut self, core: &mut Core<'_, EchoConn>, now: Instant) {
         while let Some((i, _round)) = self.schedule.as_mut().and_then(|s| s.pop_due(now)) {
             if core.slots[i].stream.is_none() {
                 continue;
@@ -436,13 +436,13 @@ impl Scenario for Echo {
         }
     }
 
-    fn drained(&self, _core: &Core<'_, Conn>) -> bool {
+    fn drained(&self, _core: &Core<'_, EchoConn>) -> bool {
         self.busy == 0
     }
 
     fn finish(
         &mut self,
-        core: &mut Core<'_, Conn>,
+        core: &mut Core<'_, EchoConn>,
         _events: &mut mio::Events,
     ) -> Result<(), super::Error> {
         core.stats.incomplete = self.busy as u64;

@@ -40,9 +40,11 @@ impl Reactor {
     /// service say goodbye, give pending output `--shutdown-grace`. A second
     /// request stops at once.
     pub(super) fn request_stop(&mut self, reason: StopReason) {
-        if let RunState::Draining { .. } = self.phase {
+        if let RunState::Draining { reason: first, .. } = self.phase {
+            // The stop's reason is what started it (`exit` on the console,
+            // say), not the impatient second signal.
             self.close_all_now();
-            self.phase = RunState::Done(reason);
+            self.phase = RunState::Done(first);
             return;
         }
         for listener in self.listeners.iter_mut() {
