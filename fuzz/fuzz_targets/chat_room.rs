@@ -20,7 +20,7 @@ use libfuzzer_sys::fuzz_target;
 
 // `sim.rs` names the library as `crate::...` (it is compiled inside the
 // library too); these make those paths resolve here.
-use echochat::{event, names, service, telnet};
+use echochat::{auth, event, names, service, telnet};
 
 #[allow(dead_code)] // the property tests use parts the target does not
 #[path = "../../src/service/chat/proptests/sim.rs"]
