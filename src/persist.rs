@@ -284,6 +284,21 @@ static TEMP_SERIAL: AtomicU64 = AtomicU64::new(0);
 /// Any step failing; the target is then untouched and the temporary file
 /// removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, bytes, None)
+}
+
+/// [`write_atomic`] for a file only its owner may read (`0600` from the
+/// moment the temporary file is created): the accounts and sessions files
+/// hold password and token hashes, and a `chmod` after the rename would
+/// leave a moment when others could read them.
+///
+/// # Errors
+/// As [`write_atomic`].
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, bytes, Some(0o600))
+}
+
+fn write_atomic_with(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_file() => {
             return Err(io::Error::new(
@@ -311,7 +326,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         TEMP_SERIAL.fetch_add(1, Ordering::Relaxed)
     ));
     let tmp = path.with_file_name(tmp_name);
-    let result = write_and_rename(&tmp, path, bytes);
+    let result = write_and_rename(&tmp, path, bytes, mode);
     if result.is_err() {
         // Best effort: do not leave a stray temporary file behind.
         let _ = fs::remove_file(&tmp);
@@ -319,12 +334,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
-fn write_and_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(tmp)?;
+fn write_and_rename(tmp: &Path, path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    if let Some(mode) = mode {
+        options.mode(mode);
+    }
+    let mut file = options.open(tmp)?;
+    if let Some(mode) = mode {
+        // `mode` applies only when the file is created; a stale temporary
+        // file from a crash keeps its old mode unless it is set again.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);

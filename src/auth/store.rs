@@ -34,8 +34,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -586,13 +586,10 @@ pub fn sessions_path(accounts_path: &Path) -> PathBuf {
     accounts_path.with_file_name("sessions.tsv")
 }
 
-/// Replaces `path` with `bytes` atomically: a temporary file in the same
-/// directory, written and `fsync`ed, renamed over the target, then the
-/// directory `fsync`ed. A reader, or a crash, sees the old file or the new
-/// one. This is `persist::write_atomic` with one difference: the file is
-/// created `0600` from the start (it holds password and token hashes, and
-/// a `chmod` after the rename would leave a moment when others could read
-/// it).
+/// Replaces `path` with `bytes` atomically, readable by its owner only:
+/// [`crate::persist::write_atomic_private`] (temporary file created
+/// `0600`, `fsync`, `rename`, `fsync` of the directory). A reader, or a
+/// crash, sees the old file or the new one.
 ///
 /// This runs on the worker thread, never the reactor's: the `fsync` may
 /// take milliseconds on a busy disk.
@@ -602,63 +599,13 @@ pub fn sessions_path(accounts_path: &Path) -> PathBuf {
 /// name, or something other than a regular file is in its place (not
 /// ours to replace); the old file is left untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if !meta.file_type().is_file() => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file, so not replaced",
-            ));
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let Some(file_name) = path.file_name() else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path has no file name",
-        ));
-    };
-    // Same directory, so the rename never crosses filesystems; the pid
-    // keeps two servers sharing a directory from sharing a temp file.
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // `mode` applies only when the file is created; a stale temp file
-        // from a crash keeps its old mode unless we set it.
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
-        // Without this, a crash soon after the rename can leave an empty
-        // file under the real name (the rename reached the disk before
-        // the data did).
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename is durable once the directory is; best effort (some
-        // filesystems refuse to fsync a directory).
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        if let Ok(dir) = fs::File::open(dir.unwrap_or(Path::new("."))) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::persist::write_atomic_private(path, bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
     const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$9QTd0BVBED/R67IaX3FdEA$ljxT5TUWtapGSbpDTbCjp4rY2bdZVyxvGAMrUs6xe0s";
 
@@ -828,20 +775,6 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         assert!(write_atomic(&fifo, b"x").is_err());
         assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
-    }
-
-    #[test]
-    fn a_failed_write_keeps_the_old_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("accounts.tsv");
-        write_atomic(&path, b"old\n").unwrap();
-        // A directory where the temp file would go makes the open fail.
-        let tmp = dir
-            .path()
-            .join(format!(".accounts.tsv.tmp{}", std::process::id()));
-        fs::create_dir(&tmp).unwrap();
-        assert!(write_atomic(&path, b"new\n").is_err());
-        assert_eq!(fs::read(&path).unwrap(), b"old\n");
     }
 
     #[test]

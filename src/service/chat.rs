@@ -1003,7 +1003,9 @@ impl ChatRoom {
         let Some(finished) = desk.finish(done, self.now) else {
             return; // stale: not the job this connection waits for
         };
-        if !self.members.contains_key(&key) {
+        if !self.is_open(key) {
+            // Gone, or being closed by the room (dropped for backlog, say):
+            // the answer comes too late to matter.
             return;
         }
         match finished {
