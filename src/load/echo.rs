@@ -201,9 +201,6 @@ impl Echo {
     /// unless the event reported FIN or an error (`hup`): then read on to
     /// find it, since no new edge will announce it.
     fn read_in(&mut self, core: &mut Core<'_, EchoConn>, i: usize, hup: bool) {
-        if self.framed {
-            return self.read_in_framed(core, i, hup);
-        }
         // `! server full` may come instead of the first reply.
         let watch_full = !core.slots[i].is_answered();
         loop {
@@ -212,55 +209,34 @@ impl Echo {
             let Some(stream) = slot.stream.as_mut() else {
                 return;
             };
-            let want = c.inp.len() - c.got;
-            match stream.read(&mut c.inp[c.got..]) {
-                Ok(0) => return self.close(core, i, Why::Eof),
-                Ok(n) => {
-                    if watch_full {
-                        slot.full.feed(&c.inp[c.got..c.got + n]);
-                    }
-                    c.got += n;
-                    core.stats.bytes_received += n as u64;
-                    if c.got == c.inp.len() {
-                        return self.complete(core, i);
-                    }
-                    if n < want && !hup {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.close(core, i, Why::Error(e)),
-            }
-        }
-    }
-
-    /// [`read_in`](Echo::read_in) for a framed reply: read at most what is
-    /// missing of it into the scratch buffer, and let the decoder find the
-    /// frame in those bytes.
-    fn read_in_framed(&mut self, core: &mut Core<'_, EchoConn>, i: usize, hup: bool) {
-        let watch_full = !core.slots[i].is_answered();
-        loop {
-            let slot = &mut core.slots[i];
-            let c = &mut slot.conn;
-            let Some(stream) = slot.stream.as_mut() else {
-                return;
+            // A plain reply lands in place; a framed one goes through the
+            // scratch buffer, where the decoder finds the frame in it (at
+            // most what is missing of the reply is read either way).
+            let total = if self.framed { self.wire } else { c.inp.len() };
+            let buf = if self.framed {
+                let want = (self.wire - c.got).min(self.scratch.len());
+                &mut self.scratch[..want]
+            } else {
+                &mut c.inp[c.got..]
             };
-            let want = (self.wire - c.got).min(self.scratch.len());
-            match stream.read(&mut self.scratch[..want]) {
+            let want = buf.len();
+            match stream.read(buf) {
                 Ok(0) => return self.close(core, i, Why::Eof),
                 Ok(n) => {
-                    let bytes = &self.scratch[..n];
+                    let bytes = if self.framed {
+                        &self.scratch[..n]
+                    } else {
+                        &c.inp[c.got..c.got + n]
+                    };
                     if watch_full {
                         slot.full.feed(bytes);
                     }
+                    if let Some(check) = c.framed.as_mut() {
+                        check_frames(check, bytes, &c.out[HEADER_BYTES..]);
+                    }
                     c.got += n;
                     core.stats.bytes_received += n as u64;
-                    if let Some(check) = c.framed.as_mut() {
-                        let payload = &c.out[HEADER_BYTES..];
-                        check_frames(check, bytes, payload);
-                    }
-                    if c.got == self.wire {
+                    if c.got == total {
                         return self.complete(core, i);
                     }
                     if n < want && !hup {
