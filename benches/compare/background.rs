@@ -109,7 +109,7 @@ fn chat_users(args: &str) -> String {
         Ok(r) => {
             let c = r.chat.as_ref();
             // Other users' lines (the flooder's) reach each of ours.
-            let foreign = c.map_or(0, |c| c.foreign_lines) as f64 / r.clients.max(1) as f64;
+            let foreign = c.map_or(0, |c| c.foreign_lines) as f64 / r.run.clients.max(1) as f64;
             format!(
                 "chat users: p99 {:.1} ms, delivered {:.4}, io_errors {}, \
                  {:.0} other lines/s each",

@@ -242,8 +242,8 @@ fn report(args: &str) -> Outcome {
         }
     };
     let mut note = Vec::new();
-    if (r.connected as usize) < r.clients && r.scenario != "connect" {
-        note.push(format!("connected {}/{}", r.connected, r.clients));
+    if (r.connected as usize) < r.run.clients && r.run.scenario != "connect" {
+        note.push(format!("connected {}/{}", r.connected, r.run.clients));
     }
     if r.verify_errors > 0 {
         note.push(format!("verify_errors {}", r.verify_errors));
@@ -261,13 +261,14 @@ fn report(args: &str) -> Outcome {
             u.sent, u.lost, u.lost_pct, u.client_drops, u.reordered, u.duplicated, u.send_dropped
         ));
     }
-    if r.scenario == "connect" {
+    if r.run.scenario == "connect" {
         note.push(format!(
             "msgs = connects, cpu per connection; {} failed",
             r.connect_errors
         ));
     }
-    if r.scenario == "echo" && r.clients >= 10_000 && r.connected as usize == r.clients {
+    if r.run.scenario == "echo" && r.run.clients >= 10_000 && r.connected as usize == r.run.clients
+    {
         note.push(format!("{} connected, {} served", r.connected, r.served));
     }
     Outcome {

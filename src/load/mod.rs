@@ -48,7 +48,7 @@ use crate::cli::{
     LoadChatArgs, LoadCommand, LoadCommon, LoadConnectArgs, LoadEchoArgs, LoadUdpEchoArgs,
 };
 
-pub use report::{ChatResult, Latency, OpenLoop, Report, RunInfo, UdpResult};
+pub use report::{ChatResult, Latency, OpenLoop, Report, RunInfo, RunShape, UdpResult};
 pub use stats::{ConnectCause, Stats};
 pub use udp::{MAX_DATAGRAM_BYTES, MIN_DATAGRAM_BYTES};
 use worker::{Plan, Scenario, ThreadResult};
@@ -333,12 +333,14 @@ fn drive<S: Scenario>(
 
     let mut stats = Stats::new();
     let mut info = RunInfo {
-        scenario: setup.scenario,
-        target: addr.to_string(),
-        clients: common.clients,
-        threads,
-        size: setup.size,
-        framed: setup.framed,
+        run: RunShape {
+            scenario: setup.scenario,
+            target: addr.to_string(),
+            clients: common.clients,
+            threads,
+            size: setup.size,
+            framed: setup.framed,
+        },
         rate: setup.rate,
         load: Duration::ZERO,
         ramp: Duration::ZERO,
@@ -452,7 +454,7 @@ mod tests {
             exit_word: String::new(),
         };
         let r = run_connect(&args, false).unwrap();
-        assert_eq!(r.scenario, "connect");
+        assert_eq!(r.run.scenario, "connect");
         assert!((40..=60).contains(&r.connected), "{r:?}");
         assert_eq!(r.messages, r.connected);
         assert_eq!(r.connect_errors, 0, "{r:?}");
@@ -588,7 +590,7 @@ mod tests {
     fn framed_echo_verifies_each_frame() {
         let port = spawn_framed_server(|frame| frame);
         let r = run_echo(&framed_args(port, 1000), false).unwrap();
-        assert!(r.framed);
+        assert!(r.run.framed);
         assert_eq!(r.connected, 3);
         assert!(r.messages > 3, "{r:?}");
         assert_eq!(r.verify_errors, 0, "{r:?}");
@@ -740,7 +742,7 @@ mod tests {
         let r = run_udp_echo(&udp_args(port, 3, 300.0), false).unwrap();
         let d = done.lock().unwrap();
         let u = r.udp.as_ref().unwrap();
-        assert_eq!(r.scenario, "udp-echo");
+        assert_eq!(r.run.scenario, "udp-echo");
         assert_eq!(r.connected, 3, "{r:?}");
         assert!(d.dropped > 0 && d.twice > 0 && d.reordered > 0, "{d:?}");
         // Loopback loses nothing itself: the server saw every datagram.

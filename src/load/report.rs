@@ -31,20 +31,28 @@ pub struct Latency {
     pub max: u64,
 }
 
-/// What the run was asked to do and how long its phases took.
-#[derive(Debug, Clone)]
-pub struct RunInfo {
+/// What a run is: the same in its plan ([`RunInfo`]) and its result
+/// ([`Report`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunShape {
+    /// `echo`, `chat`, `connect` or `udp-echo`.
     pub scenario: &'static str,
     /// The server's address, as connected to.
     pub target: String,
-    /// Connections at once.
+    /// Connections (UDP: sockets) at once.
     pub clients: usize,
     pub threads: usize,
     /// Echo: bytes per message (framed: payload bytes). UDP: bytes per
     /// datagram. Connect: bytes per round trip. Chat: 0.
     pub size: u64,
-    /// Echo `--framed`.
+    /// Echo `--framed`: 4-byte length headers on every message.
     pub framed: bool,
+}
+
+/// What the run was asked to do and how long its phases took.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub run: RunShape,
     /// Echo, udp-echo, connect: messages (connects) per second asked over
     /// all clients, `None` for closed loop. Chat: messages per second per
     /// user.
@@ -120,16 +128,7 @@ pub struct OpenLoop {
 /// What a load run measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    /// `echo`, `chat`, `connect` or `udp-echo`.
-    pub scenario: &'static str,
-    pub target: String,
-    pub clients: usize,
-    pub threads: usize,
-    /// Echo: bytes per message (framed: payload bytes). UDP: bytes per
-    /// datagram. Connect: bytes per round trip. Chat: 0.
-    pub size: u64,
-    /// Echo `--framed`: 4-byte length headers on every message.
-    pub framed: bool,
+    pub run: RunShape,
     /// Sessions made (connect: cycles completed; UDP: sockets opened).
     pub connected: u64,
     pub connect_errors: u64,
@@ -195,7 +194,7 @@ impl Report {
         };
         let cpu_s = info.cpu.as_secs_f64();
         let busy_s = info.busy.as_secs_f64();
-        let chat = (info.scenario == "chat").then(|| {
+        let chat = (info.run.scenario == "chat").then(|| {
             let receivers = stats.connected.saturating_sub(1);
             let expected = stats.messages * receivers;
             ChatResult {
@@ -214,7 +213,7 @@ impl Report {
                 cpu_us_per_line: ratio(cpu_s * 1e6, stats.delivered as f64),
             }
         });
-        let udp = (info.scenario == "udp-echo").then(|| UdpResult {
+        let udp = (info.run.scenario == "udp-echo").then(|| UdpResult {
             sent: stats.sent,
             received: stats.messages,
             lost: stats.lost,
@@ -231,7 +230,7 @@ impl Report {
         } else {
             stats.messages
         });
-        let open_loop = match (info.scenario, info.rate) {
+        let open_loop = match (info.run.scenario, info.rate) {
             ("chat", _) | (_, None) => None,
             (_, Some(rate)) => Some(OpenLoop {
                 rate,
@@ -241,12 +240,7 @@ impl Report {
             }),
         };
         Report {
-            scenario: info.scenario,
-            target: info.target.clone(),
-            clients: info.clients,
-            threads: info.threads,
-            size: info.size,
-            framed: info.framed,
+            run: info.run.clone(),
             connected: stats.connected,
             connect_errors: stats.connect_errors_total(),
             connect_errors_by_cause: ConnectCause::ALL
@@ -298,28 +292,33 @@ impl Report {
             };
             // The framed echo service closes a connection whose header
             // announces more than its --max-frame.
-            let framed_hint = if self.framed && self.size > DEFAULT_MAX_FRAME {
+            let framed_hint = if self.run.framed && self.run.size > DEFAULT_MAX_FRAME {
                 " Or is --size above the server's --max-frame (1MiB unless set)?"
             } else {
                 ""
             };
             return Err(Error::new(format!(
                 "no connection to {} could be made{why}; is `echochat serve` running there, and is --port right?{framed_hint}",
-                self.target
+                self.run.target
             )));
         }
-        if self.verify_errors > 0 {
-            return Err(Error::new(format!(
-                "{} {} failed verification: the server sent back something other than what was sent",
-                self.verify_errors,
-                if self.scenario == "chat" {
-                    "lines"
-                } else {
-                    "replies"
-                }
-            )));
+        self.check_verified()
+    }
+
+    /// Exit 1 when anything that came back was not what was sent.
+    fn check_verified(&self) -> Result<(), Error> {
+        if self.verify_errors == 0 {
+            return Ok(());
         }
-        Ok(())
+        let what = if self.run.scenario == "chat" {
+            "lines"
+        } else {
+            "replies"
+        };
+        Err(Error::new(format!(
+            "{} {what} failed verification: the server sent back something other than what was sent",
+            self.verify_errors
+        )))
     }
 
     /// [`check`](Report::check) for udp-echo: a socket refused before any
@@ -342,15 +341,10 @@ impl Report {
             };
             return Err(Error::new(format!(
                 "no reply from udp-echo at {}: {why}; {hint}",
-                self.target
+                self.run.target
             )));
         }
-        if self.verify_errors > 0 {
-            return Err(Error::new(format!(
-                "{} replies failed verification: the server sent back something other than what was sent",
-                self.verify_errors
-            )));
-        }
+        self.check_verified()?;
         if u.received == 0 {
             let what = if u.sent == 0 {
                 "no datagram came due (--rate times --duration is below one)".to_string()
@@ -359,7 +353,7 @@ impl Report {
             };
             return Err(Error::new(format!(
                 "no reply from udp-echo at {}: {what}; {hint}",
-                self.target
+                self.run.target
             )));
         }
         Ok(())
@@ -385,10 +379,10 @@ impl Report {
             .collect();
         let l = &self.latency_us;
         let mut v = json!({
-            "scenario": self.scenario,
-            "target": self.target,
-            "clients": self.clients,
-            "threads": self.threads,
+            "scenario": self.run.scenario,
+            "target": self.run.target,
+            "clients": self.run.clients,
+            "threads": self.run.threads,
             "connected": self.connected,
             "connect_errors": self.connect_errors,
             "connect_errors_by_cause": by_cause,
@@ -418,14 +412,14 @@ impl Report {
             "generator_cpu_s": round2(self.generator_cpu_s),
             "generator_cpu_pct": round2(self.generator_cpu_pct),
         });
-        if self.scenario == "echo" {
-            v["size"] = json!(self.size);
-            v["framed"] = json!(self.framed);
+        if self.run.scenario == "echo" {
+            v["size"] = json!(self.run.size);
+            v["framed"] = json!(self.run.framed);
             v["incomplete"] = json!(self.incomplete);
             v["served"] = json!(self.served);
         }
         if let Some(u) = &self.udp {
-            v["size"] = json!(self.size);
+            v["size"] = json!(self.run.size);
             v["served"] = json!(self.served);
             v["sent"] = json!(u.sent);
             v["received"] = json!(u.received);
@@ -436,7 +430,7 @@ impl Report {
             v["send_dropped"] = json!(u.send_dropped);
             v["client_drops"] = json!(u.client_drops);
         }
-        if self.scenario == "connect" {
+        if self.run.scenario == "connect" {
             v["connects_per_sec"] = json!(round2(self.msgs_per_sec));
         }
         if let Some(o) = &self.open_loop {
@@ -460,29 +454,32 @@ impl Report {
 
     /// First line: what ran against what, and for how long.
     fn write_header(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match (self.scenario, &self.open_loop, &self.chat) {
-            (_, _, Some(c)) => format!("{} users, {} msgs/s each", self.clients, c.rate),
+        let what = match (self.run.scenario, &self.open_loop, &self.chat) {
+            (_, _, Some(c)) => format!("{} users, {} msgs/s each", self.run.clients, c.rate),
             ("connect", Some(o), _) => {
-                format!("at most {} at once, {} connects/s", self.clients, o.rate)
+                format!(
+                    "at most {} at once, {} connects/s",
+                    self.run.clients, o.rate
+                )
             }
             ("connect", None, _) => {
-                format!("at most {} at once, as fast as possible", self.clients)
+                format!("at most {} at once, as fast as possible", self.run.clients)
             }
             ("udp-echo", Some(o), _) => format!(
                 "{} sockets, {} B datagrams, open loop at {} msgs/s",
-                self.clients, self.size, o.rate
+                self.run.clients, self.run.size, o.rate
             ),
             (_, Some(o), _) => format!(
                 "{} clients, {} B messages{}, open loop at {} msgs/s",
-                self.clients,
-                self.size,
+                self.run.clients,
+                self.run.size,
                 self.framed_note(),
                 o.rate
             ),
             _ => format!(
                 "{} clients, {} B messages{}, closed loop",
-                self.clients,
-                self.size,
+                self.run.clients,
+                self.run.size,
                 self.framed_note()
             ),
         };
@@ -500,18 +497,18 @@ impl Report {
         writeln!(
             f,
             "echochat load {}{} -> {}: {what}; {:.2} s of load{ramp}, {} thread{}",
-            self.scenario,
-            if self.framed { " --framed" } else { "" },
-            self.target,
+            self.run.scenario,
+            if self.run.framed { " --framed" } else { "" },
+            self.run.target,
             self.duration_s,
-            self.threads,
-            if self.threads == 1 { "" } else { "s" }
+            self.run.threads,
+            if self.run.threads == 1 { "" } else { "s" }
         )
     }
 
     /// ` in frames (+4 B header)` for a framed run.
     fn framed_note(&self) -> &'static str {
-        if self.framed {
+        if self.run.framed {
             " in frames (+4 B header)"
         } else {
             ""
@@ -524,7 +521,7 @@ impl Report {
         if !causes.is_empty() {
             let _ = write!(failed, " ({causes})");
         }
-        match self.scenario {
+        match self.run.scenario {
             "connect" => writeln!(
                 f,
                 "connects:    {} completed ({:.0}/s), {failed}",
@@ -561,7 +558,7 @@ impl Report {
                 u.lost, u.lost_pct, u.client_drops, u.reordered, u.duplicated
             )?;
         }
-        match (&self.chat, self.scenario) {
+        match (&self.chat, self.run.scenario) {
             (Some(c), _) => {
                 writeln!(
                     f,
@@ -598,7 +595,7 @@ impl Report {
     fn write_latency(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let l = &self.latency_us;
         let ms = |us: f64| us / 1000.0;
-        let from = match (self.scenario, &self.open_loop) {
+        let from = match (self.run.scenario, &self.open_loop) {
             ("chat", _) => "send to delivery",
             ("connect", Some(_)) => "due time to verified reply",
             ("connect", None) => "connect start to verified reply",
@@ -631,7 +628,7 @@ impl Report {
                 c.server_errors, c.foreign_lines
             )?;
         }
-        if self.scenario == "echo" {
+        if self.run.scenario == "echo" {
             write!(f, "; {} unanswered when the drain ended", self.incomplete)?;
         }
         if let Some(u) = &self.udp {
@@ -646,7 +643,7 @@ impl Report {
             None => format!(
                 "{:.2} µs per {}",
                 ratio(self.generator_cpu_s * 1e6, self.messages as f64),
-                if self.scenario == "connect" {
+                if self.run.scenario == "connect" {
                     "connect"
                 } else {
                     "message"
@@ -692,12 +689,14 @@ mod tests {
 
     fn info(scenario: &'static str, rate: Option<f64>) -> RunInfo {
         RunInfo {
-            scenario,
-            target: "127.0.0.1:7000".into(),
-            clients: 3,
-            threads: 1,
-            size: 1024,
-            framed: false,
+            run: RunShape {
+                scenario,
+                target: "127.0.0.1:7000".into(),
+                clients: 3,
+                threads: 1,
+                size: 1024,
+                framed: false,
+            },
             rate,
             load: Duration::from_secs(2),
             ramp: Duration::ZERO,
@@ -795,7 +794,7 @@ mod tests {
         s.duplicated = 1;
         s.bytes_sent = 200 * 64;
         let mut i = info("udp-echo", Some(100.0));
-        i.size = 64;
+        i.run.size = 64;
         let r = Report::new(&i, &s);
         let u = r.udp.as_ref().unwrap();
         assert_eq!((u.sent, u.received, u.lost), (200, 190, 10));
@@ -848,7 +847,7 @@ mod tests {
         s.connected = 3;
         s.messages = 10;
         let mut i = info("echo", None);
-        i.framed = true;
+        i.run.framed = true;
         let r = Report::new(&i, &s);
         assert_eq!(r.to_json()["framed"], json!(true));
         let text = r.to_string();
@@ -869,7 +868,7 @@ mod tests {
         s.messages = 10;
         s.delivered = 15;
         let mut i = info("chat", Some(1.0));
-        i.size = 0;
+        i.run.size = 0;
         let r = Report::new(&i, &s);
         let c = r.chat.as_ref().unwrap();
         assert_eq!(c.expected, 20);
