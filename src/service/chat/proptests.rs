@@ -353,3 +353,40 @@ proptest! {
         }
     }
 }
+
+/// Found by the `chat_room` fuzz target: a token (or a password, whose
+/// answer comes back later) logged in under a name a UDP member had
+/// taken meanwhile, and two users were called `alice`.
+#[test]
+fn a_login_cannot_take_a_udp_members_name() {
+    let recv = |conn, line: &str| Step::Recv {
+        conn,
+        bytes: format!("{line}\n").into_bytes(),
+    };
+    let udp_alice = Step::Datagram {
+        peer: 0,
+        bytes: b"/join alice\n".to_vec(),
+    };
+    let mut setup = Setup::roomy();
+    setup.accounts = true;
+    let registered = [
+        Step::Connect { ip: 0 },
+        recv(0, "alice"),
+        recv(0, "/register correct horse"),
+        Step::Work { jobs: 1 },
+        Step::Reset { conn: 0 }, // alice is free again, and registered
+        Step::Connect { ip: 1 },
+    ];
+    // By token: the name is checked when the token is given.
+    let mut sim = Sim::new(setup.clone());
+    sim.run(&registered);
+    sim.run(&[udp_alice.clone(), recv(0, "/token {token}")]);
+    assert_eq!(sim.chat.online(), 0, "alice over TCP beside alice over UDP");
+    // By password: the name was free when asked, taken when the hash
+    // came back.
+    let mut sim = Sim::new(setup);
+    sim.run(&registered);
+    sim.run(&[recv(0, "alice"), recv(0, "correct horse"), udp_alice]);
+    sim.step(&Step::Work { jobs: 1 });
+    assert_eq!(sim.chat.online(), 0, "alice over TCP beside alice over UDP");
+}
