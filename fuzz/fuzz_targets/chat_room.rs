@@ -58,9 +58,9 @@ const LINES: &[&str] = &[
     "exit\n",
     "hello \u{2028} {}\r\n",
     // Accounts: `sim::PASSWORDS`, and the last token the room gave out.
-    "correct horse\n",
-    "/register correct horse\n",
-    "/passwd correct horse battery staple\n",
+    "correct.horse\n",
+    "/register correct.horse\n",
+    "/passwd correct.horse battery.staple\n",
     "/token {token}\n",
     "/logout\n",
 ];

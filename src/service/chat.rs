@@ -862,8 +862,8 @@ impl ChatRoom {
         let Some(finished) = desk.finish(done, self.now) else {
             return; // stale: not the job this connection waits for
         };
-        if !self.members.contains_key(&key) {
-            return;
+        if !self.is_open(key) {
+            return; // dropped meanwhile (backlog, /quit): nothing more to say
         }
         match finished {
             Finished::LoggedIn { name, token } => {
