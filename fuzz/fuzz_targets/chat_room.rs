@@ -13,6 +13,7 @@
 //! a small table of names and commands, so the fuzzer reaches `/nick`
 //! races and look-alike names without having to guess them; the
 //! dictionary `fuzz/dicts/chat_room.dict` helps it with the raw ones.
+//! `FUZZ_SHOW=1` prints the session a replayed input decodes to.
 
 #![no_main]
 
@@ -57,9 +58,9 @@ const LINES: &[&str] = &[
     "exit\n",
     "hello \u{2028} {}\r\n",
     // Accounts: `sim::PASSWORDS`, and the last token the room gave out.
-    "correct horse\n",
-    "/register correct horse\n",
-    "/passwd correct horse battery staple\n",
+    "correct.horse\n",
+    "/register correct.horse\n",
+    "/passwd correct.horse battery.staple\n",
     "/token {token}\n",
     "/logout\n",
 ];
@@ -172,5 +173,10 @@ fn decode(data: &[u8]) -> (Setup, Vec<Step>) {
 
 fuzz_target!(|data: &[u8]| {
     let (setup, steps) = decode(data);
+    // Replaying a crash: `FUZZ_SHOW=1 cargo fuzz run ... chat_room CRASH`
+    // prints the session as steps.
+    if std::env::var_os("FUZZ_SHOW").is_some() {
+        eprintln!("{setup:#?}\n{steps:#?}");
+    }
     Sim::new(setup).run(&steps);
 });

@@ -901,7 +901,9 @@ impl ChatRoom {
         };
         match desk.token_login(key, token, self.now) {
             TokenLogin::Valid { name } => {
-                if self.online.contains_key(name_key(&name).as_str()) {
+                // TCP or UDP (`name_taken`, field by field: `desk` borrows).
+                let key_of = name_key(&name);
+                if self.online.contains_key(key_of.as_str()) || self.udp.taken(&key_of) {
                     desk.cancel_login(key);
                     self.reply(key, &["! the name ", &name, " is taken"], fx);
                     fx.send(key, ASK_AGAIN);
@@ -1010,7 +1012,7 @@ impl ChatRoom {
         }
         match finished {
             Finished::LoggedIn { name, token } => {
-                if self.online.contains_key(name_key(&name).as_str()) {
+                if self.name_taken(&name_key(&name)) {
                     // Someone logged in to it meanwhile on another
                     // connection: this one is not in after all.
                     if let Some(desk) = self.desk.as_mut() {

@@ -70,11 +70,11 @@ const NAMES: &[&str] = &[
 /// What a user of accounts types (see `sim::PASSWORDS`; `{token}` is the
 /// last token the room gave anyone).
 const ACCOUNT_LINES: &[&str] = &[
-    "correct horse",
-    "battery staple",
-    "/register correct horse",
-    "/passwd correct horse battery staple",
-    "/passwd battery staple correct horse",
+    "correct.horse",
+    "battery.staple",
+    "/register correct.horse",
+    "/passwd correct.horse battery.staple",
+    "/passwd battery.staple correct.horse",
     "/token {token}",
     "/logout",
 ];
@@ -203,7 +203,7 @@ fn account_step() -> impl Strategy<Value = Step> {
     let conn = 0usize..3;
     let line = prop_oneof![
         // The password at the prompt must come next to be tried at all.
-        3 => Just("correct horse"),
+        3 => Just("correct.horse"),
         3 => prop::sample::select(ACCOUNT_LINES),
         3 => prop::sample::select(&["alice", "bob", "hello"][..]),
         1 => Just("/quit"),
@@ -352,4 +352,73 @@ proptest! {
             check_internals(&sim.chat, 4096);
         }
     }
+}
+
+/// Found by the `chat_room` fuzz target: a token (or a password, whose
+/// answer comes back later) logged in under a name a UDP member had
+/// taken meanwhile, and two users were called `alice`.
+#[test]
+fn a_login_cannot_take_a_udp_members_name() {
+    let recv = |conn, line: &str| Step::Recv {
+        conn,
+        bytes: format!("{line}\n").into_bytes(),
+    };
+    let udp_alice = Step::Datagram {
+        peer: 0,
+        bytes: b"/join alice\n".to_vec(),
+    };
+    let mut setup = Setup::roomy();
+    setup.accounts = true;
+    let registered = [
+        Step::Connect { ip: 0 },
+        recv(0, "alice"),
+        recv(0, "/register correct.horse"),
+        Step::Work { jobs: 1 },
+        Step::Reset { conn: 0 }, // alice is free again, and registered
+        Step::Connect { ip: 1 },
+    ];
+    // By token: the name is checked when the token is given.
+    let mut sim = Sim::new(setup.clone());
+    sim.run(&registered);
+    sim.run(&[udp_alice.clone(), recv(0, "/token {token}")]);
+    assert_eq!(sim.chat.online(), 0, "alice over TCP beside alice over UDP");
+    // By password: the name was free when asked, taken when the hash
+    // came back.
+    let mut sim = Sim::new(setup);
+    sim.run(&registered);
+    sim.run(&[recv(0, "alice"), recv(0, "correct.horse"), udp_alice]);
+    sim.step(&Step::Work { jobs: 1 });
+    assert_eq!(sim.chat.online(), 0, "alice over TCP beside alice over UDP");
+}
+
+/// Found by the `chat_room` fuzz target: the answer to a job came back
+/// for a user the room had just dropped for backlog (the reactor hands
+/// over every waiting answer while the connection is still closing), and
+/// the room answered it, or could have let it join again.
+#[test]
+fn an_answer_for_a_dropped_user_is_ignored() {
+    let recv = |line: &str| Step::Recv {
+        conn: 0,
+        bytes: format!("{line}\n").into_bytes(),
+    };
+    let mut setup = Setup::roomy();
+    setup.accounts = true;
+    setup.max_backlog = 200;
+    let mut sim = Sim::new(setup);
+    sim.run(&[
+        Step::Connect { ip: 0 },
+        recv("I"),
+        recv("/register correct.horse"),
+        Step::Slow { conn: 0 },
+        // Held until the first answer; then it starts the second job.
+        recv("/passwd correct.horse battery.staple"),
+        // `* Alice joined` brings the slow reader near its limit.
+        Step::Datagram {
+            peer: 1,
+            bytes: b"/join Alice\n".to_vec(),
+        },
+        // Both answers in one turn: the first drops the user for backlog.
+        Step::Work { jobs: 2 },
+    ]);
+    assert_eq!(sim.chat.connections(), 0);
 }

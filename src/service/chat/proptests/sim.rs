@@ -75,9 +75,10 @@ use crate::telnet::IAC;
 /// reactor's `conn::CHUNK_OVERHEAD`).
 pub const CHUNK_OVERHEAD: usize = 64;
 
-/// The passwords steps use. Each holds a space, so it can never be a name
-/// (and turn up in the log as one): finding one in the log is a leak.
-pub const PASSWORDS: &[&str] = &["correct horse", "battery staple"];
+/// The passwords steps use. Each holds a `.`, so it can never be a name
+/// (and turn up in the log as one), yet no blank, so `/passwd OLD NEW`
+/// can take it: finding one in the log is a leak.
+pub const PASSWORDS: &[&str] = &["correct.horse", "battery.staple"];
 
 /// Jobs that may wait for the worker before the room hears `Busy`.
 const JOBS_MAX: usize = 3;
