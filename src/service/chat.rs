@@ -498,12 +498,18 @@ impl ChatRoom {
                 b"! /token works at the name prompt; you are in the room already\n",
             );
         } else {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(b"! unknown command ");
-            push_filtered(&mut self.scratch, command);
-            self.scratch.extend_from_slice(b"; /help lists them\n");
-            fx.send(key, &self.scratch);
+            fx.send(key, self.unknown_command(command));
         }
+    }
+
+    /// `! unknown command /x; /help lists them`, formatted in `scratch`
+    /// (the command filtered like any text a user sends).
+    fn unknown_command(&mut self, command: &str) -> &[u8] {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(b"! unknown command ");
+        push_filtered(&mut self.scratch, command);
+        self.scratch.extend_from_slice(b"; /help lists them\n");
+        &self.scratch
     }
 
     fn nick(&mut self, key: ConnKey, new: &str, fx: &mut Effects) {

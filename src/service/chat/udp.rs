@@ -316,11 +316,7 @@ impl ChatRoom {
                 b"! /nick works over TCP only; /leave, then /join NEW\n",
             );
         } else {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(b"! unknown command ");
-            push_filtered(&mut self.scratch, command);
-            self.scratch.extend_from_slice(b"; /help lists them\n");
-            fx.send_to(via, peer, &self.scratch);
+            fx.send_to(via, peer, self.unknown_command(command));
         }
     }
 
