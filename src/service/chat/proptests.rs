@@ -184,10 +184,9 @@ fn step() -> impl Strategy<Value = Step> {
             }),
         1 => conn.clone().prop_map(|conn| Step::Eof { conn }),
         1 => conn.clone().prop_map(|conn| Step::Reset { conn }),
-        // Not yet `Step::Idle`: the room keeps the default `on_idle`, which
-        // closes the connection but leaves the user in the room, so lines
-        // still reach it after the close (DESIGN.md rule 7 wants the idle
-        // notice to be its last line). Add it here once chat says goodbye.
+        // Idle: chat says `* disconnected: idle for ...` and leaves the
+        // room before the close, so that notice is the user's last line.
+        1 => conn.clone().prop_map(|conn| Step::Idle { conn }),
         2 => conn.prop_map(|conn| Step::Slow { conn }),
         2 => (0u8..3, datagram()).prop_map(|(peer, bytes)| Step::Datagram { peer, bytes }),
         1 => text().prop_map(Step::Console),
