@@ -591,6 +591,24 @@ mod tests {
         }
 
         /// A TCP user from `ip` who chose `name`; its output cleared.
+        /// The usual room: TCP user `alice`, then UDP members `names` from
+        /// `peer(1)`, `peer(2)`, ...; every greeting and join notice read
+        /// and the events so far cleared.
+        fn alice_and_udp(names: &[&str]) -> (Harness, ConnKey, Vec<SocketAddr>) {
+            let mut h = Harness::new();
+            let alice = h.tcp("10.0.0.1", "alice");
+            let peers: Vec<SocketAddr> = (1..=names.len() as u16).map(peer).collect();
+            for (p, name) in peers.iter().zip(names) {
+                h.udp(*p, format!("/join {name}").as_bytes());
+            }
+            for p in &peers {
+                h.got(*p);
+            }
+            h.tcp_lines(alice);
+            h.events.clear();
+            (h, alice, peers)
+        }
+
         fn tcp(&mut self, ip: &str, name: &str) -> ConnKey {
             self.next_id += 1;
             let key = ConnKey {
@@ -758,12 +776,8 @@ mod tests {
 
     #[test]
     fn one_tcp_user_and_one_udp_member_hear_each_other() {
-        let mut h = Harness::new();
-        let alice = h.tcp("10.0.0.1", "alice");
-        let p = peer(1);
-        h.udp(p, b"/join bob");
-        h.got(p);
-        h.tcp_lines(alice);
+        let (mut h, alice, peers) = Harness::alice_and_udp(&["bob"]);
+        let p = peers[0];
         h.tcp_send(alice, b"just us\n");
         assert_eq!(h.got(p), strs(&["alice: just us"]));
         h.udp(p, b"yes");
@@ -772,14 +786,8 @@ mod tests {
 
     #[test]
     fn who_msg_and_help() {
-        let mut h = Harness::new();
-        let alice = h.tcp("10.0.0.1", "alice");
-        let (p, q) = (peer(1), peer(2));
-        h.udp(p, b"/join Bob");
-        h.udp(q, b"/join dan");
-        h.got(p);
-        h.got(q);
-        h.tcp_lines(alice);
+        let (mut h, alice, peers) = Harness::alice_and_udp(&["Bob", "dan"]);
+        let (p, q) = (peers[0], peers[1]);
         h.udp(p, b"/who");
         assert_eq!(h.got(p), strs(&["* online: alice, Bob, dan"]));
         h.tcp_send(alice, b"/who\n");
@@ -813,15 +821,8 @@ mod tests {
 
     #[test]
     fn leave_and_departures_are_announced_both_ways() {
-        let mut h = Harness::new();
-        let alice = h.tcp("10.0.0.1", "alice");
-        let (p, q) = (peer(1), peer(2));
-        h.udp(p, b"/join bob");
-        h.udp(q, b"/join dan");
-        h.got(p);
-        h.got(q);
-        h.tcp_lines(alice);
-        h.events.clear();
+        let (mut h, alice, peers) = Harness::alice_and_udp(&["bob", "dan"]);
+        let (p, q) = (peers[0], peers[1]);
         h.udp(p, b"/leave\n");
         assert_eq!(h.got(p), strs(&["* bye, bob"]));
         assert_eq!(h.got(q), strs(&["* bob left"]));
@@ -901,15 +902,8 @@ mod tests {
 
     #[test]
     fn silent_members_expire_and_speaking_keeps_them() {
-        let mut h = Harness::new();
-        let alice = h.tcp("10.0.0.1", "alice");
-        let (p, q) = (peer(1), peer(2));
-        h.udp(p, b"/join bob");
-        h.udp(q, b"/join dan");
-        h.got(p);
-        h.got(q);
-        h.tcp_lines(alice);
-        h.events.clear();
+        let (mut h, alice, peers) = Harness::alice_and_udp(&["bob", "dan"]);
+        let (p, q) = (peers[0], peers[1]);
         h.advance(Duration::from_secs(40));
         h.udp(q, b""); // an empty datagram counts as not silent
         h.advance(Duration::from_secs(25));
