@@ -67,10 +67,30 @@ pub fn bind_range(
     range: PortRange,
     listen_backlog: u32,
 ) -> Result<mio::net::TcpListener, Error> {
-    for port in range.ports() {
+    first_free(service, host, range, range.ports(), |addr| {
+        bind_one(addr, listen_backlog)
+    })
+}
+
+/// Tries `bind` on each of `ports` in order (they come from `range`): a
+/// port in use or not allowed is logged as `bind-retry` and the next one
+/// tried; any other error ends the search. TCP listeners and UDP twins
+/// both bind through here.
+///
+/// # Errors
+/// `NoFreePort` when every port failed with a retryable error; `Bind` for
+/// any other error.
+pub(super) fn first_free<T>(
+    service: &'static str,
+    host: IpAddr,
+    range: PortRange,
+    ports: impl Iterator<Item = u16>,
+    mut bind: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> Result<T, Error> {
+    for port in ports {
         let addr = SocketAddr::new(host, port);
-        match bind_one(addr, listen_backlog) {
-            Ok(listener) => return Ok(listener),
+        match bind(addr) {
+            Ok(socket) => return Ok(socket),
             Err(e) if retryable(&e) => event::record(&Event::BindRetry {
                 service,
                 addr,
@@ -89,7 +109,7 @@ pub fn bind_range(
 }
 
 /// Whether another port of the range may succeed where this one failed.
-pub(super) fn retryable(e: &io::Error) -> bool {
+fn retryable(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied

@@ -17,7 +17,6 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::listen::{self, Error};
 use crate::cli::PortRange;
-use crate::event::{self, Event};
 
 /// The UDP twin of a TCP service, by the TCP service's name.
 pub fn twin_name(tcp_service: &str) -> Option<&'static str> {
@@ -40,25 +39,13 @@ pub fn bind_twin(
     same_port: u16,
     range: PortRange,
 ) -> Result<mio::net::UdpSocket, Error> {
-    for port in ports_to_try(same_port, range) {
-        let addr = SocketAddr::new(host, port);
-        match bind_one(addr) {
-            Ok(socket) => return Ok(socket),
-            Err(e) if listen::retryable(&e) => event::record(&Event::BindRetry {
-                service,
-                addr,
-                error: e.to_string(),
-            }),
-            Err(error) => {
-                return Err(Error::Bind {
-                    service,
-                    addr,
-                    error,
-                });
-            }
-        }
-    }
-    Err(Error::NoFreePort { service, range })
+    listen::first_free(
+        service,
+        host,
+        range,
+        ports_to_try(same_port, range),
+        bind_one,
+    )
 }
 
 /// `same_port`, then the ports after it in `range`, then those before it;
