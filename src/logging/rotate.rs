@@ -73,15 +73,17 @@ pub enum OpenError {
     InUse(Option<u32>),
 }
 
-/// A file's identity: the same inode under any of its names.
+/// A file's identity: the same inode under any of its names (the writer
+/// uses it to notice its file was moved away, the reader `echochat log
+/// --follow` to notice a rotation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileId {
+pub struct FileId {
     dev: u64,
     ino: u64,
 }
 
 impl FileId {
-    fn of(meta: &fs::Metadata) -> Self {
+    pub fn of(meta: &fs::Metadata) -> Self {
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),

@@ -14,12 +14,12 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
 use super::{Error, Reader, read_all};
+use crate::logging::rotate::FileId;
 
 /// How often the active name is checked and new bytes read.
 const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -64,22 +64,6 @@ pub(super) fn run(
                 }
                 current = Tail::open(&active);
             }
-        }
-    }
-}
-
-/// A file's identity across renames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileId {
-    dev: u64,
-    ino: u64,
-}
-
-impl FileId {
-    fn of(meta: &fs::Metadata) -> Self {
-        FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
         }
     }
 }
