@@ -6,8 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::common::*;
 use serde_json::Value;
@@ -595,11 +594,11 @@ fn trace_prints_at_most_twenty_turns_a_second() {
         echo.write_all(b"x\n").unwrap();
         assert_eq!(read_line(&mut echo), "x", "round trip {i}");
     }
-    // The summary line comes with the first turn of the next second.
-    thread::sleep(Duration::from_millis(1100));
-    echo.write_all(b"y\n").unwrap();
-    assert_eq!(read_line(&mut echo), "y");
+    // The summary line comes with the first turn of the next second: keep
+    // making turns until it does.
     wait_until("a summary of the turns not shown", || {
+        echo.write_all(b"y\n").unwrap();
+        assert_eq!(read_line(&mut echo), "y");
         server.stdout_text().contains("were not shown")
     });
     let out = server.stdout_text();
